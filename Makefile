@@ -1,0 +1,36 @@
+# Two entry points (README quick start):  make bench   and   make test
+PYTHON ?= python3
+export MAX_JOBS ?= 2
+
+.PHONY: install build test test-cuda bench cuda-check clean
+
+# Pinned dev requirements, then lossext built in place. The first run installs it editable
+# (pip install --no-build-isolation -e .); later runs only rebuild what changed (ninja).
+install:
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
+	@if $(PYTHON) -m pip show -q lossext >/dev/null 2>&1 && ls lossext/_C*.so >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory build; \
+	else \
+	  echo "pip install --no-build-isolation --no-deps -e ."; \
+	  $(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .; \
+	fi
+
+build:
+	$(PYTHON) setup.py -q build_ext --inplace
+
+test: install
+	$(PYTHON) -m pytest tests -q
+
+# CUDA tests only (on a machine with a GPU).
+test-cuda: install
+	$(PYTHON) -m pytest tests -q -m cuda
+
+bench: install
+	$(PYTHON) -m lossext.bench
+
+# nvcc -c of every csrc/cuda/*.cu for sm_90 (no GPU needed).
+cuda-check:
+	$(PYTHON) tools/check_cuda_compile.py
+
+clean:
+	rm -rf build *.egg-info lossext/_C*.so

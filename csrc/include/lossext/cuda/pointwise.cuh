@@ -1,0 +1,221 @@
+// The CUDA pointwise driver: one set of kernels for every pointwise loss.
+// A .cu file instantiates it with LOSSEXT_CUDA_POINTWISE(stub, Functor).
+//
+// Fast path (PointwiseArgs::contiguous): one flat index; each operand is unit-stride, a scalar
+// broadcast (read once per thread) or absent; 16-byte vector loads and stores when every pointer
+// is aligned. General path: per-element offsets from the coalesced sizes and strides.
+// Reduce mode: each thread accumulates in double, each block writes one partial, and a second
+// one-block kernel adds the partials in order (deterministic; no atomics).
+#pragma once
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <lossext/common.h>
+#include <lossext/cuda/utils.cuh>
+#include <lossext/dispatch.h>
+#include <lossext/pointwise.h>
+#include <lossext/vmath.h>
+
+namespace lossext::cuda {
+
+constexpr int kPwThreads = 256;
+constexpr int kPwBlocksPerSm = 8;
+
+enum OperandKind : int { kAbsent = 0, kUnit = 1, kScalar = 2 };
+
+template <class T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+template <class F, class T, PwMode MODE, int VEC>
+__global__ void __launch_bounds__(kPwThreads)
+pointwise_contig_kernel(const PointwiseArgs a, const F f, double* __restrict__ partials) {
+  using M = at::opmath_type<T>;
+  constexpr int kIn = F::kInputs, kG = F::kGrads;
+  constexpr int nin = MODE == PwMode::kBackwardNone ? kIn + 1 : kIn;
+  constexpr int nout = MODE == PwMode::kForwardNone ? 1 : kG;
+  const M scale = static_cast<M>(a.scale);
+  const T* in[nin];
+  M scalar[nin];
+  int kind[nin];
+#pragma unroll
+  for (int k = 0; k < nin; ++k) {
+    in[k] = static_cast<const T*>(a.in[k]);
+    kind[k] = in[k] == nullptr ? kAbsent : (a.in_strides[k][0] == 0 ? kScalar : kUnit);
+    scalar[k] = kind[k] == kAbsent ? M(1) : (kind[k] == kScalar ? static_cast<M>(in[k][0]) : M(0));
+  }
+  T* out[nout];
+#pragma unroll
+  for (int k = 0; k < nout; ++k) out[k] = static_cast<T*>(a.out[k]);
+
+  double acc = 0;
+  const int64_t n = a.numel;
+  const int64_t nvec = n / VEC;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  auto body = [&](int64_t base, int cnt) {
+    // cnt == VEC: vector access at element `base`; cnt == 1: the single element `base`.
+    M x[VEC][nin];
+#pragma unroll
+    for (int k = 0; k < nin; ++k) {
+      if (kind[k] == kUnit) {
+        if (cnt == VEC) {
+          const Pack<T, VEC> p = *reinterpret_cast<const Pack<T, VEC>*>(in[k] + base);
+#pragma unroll
+          for (int v = 0; v < VEC; ++v) x[v][k] = static_cast<M>(p.v[v]);
+        } else {
+          x[0][k] = static_cast<M>(in[k][base]);
+        }
+      } else {
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) x[v][k] = scalar[k];
+      }
+    }
+    Pack<T, VEC> o[nout];
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+      if (v >= cnt) break;
+      M xi[kIn];
+      M g[kG];
+#pragma unroll
+      for (int k = 0; k < kIn; ++k) xi[k] = x[v][k];
+      const M loss = f(xi, g);
+      if constexpr (MODE == PwMode::kForwardNone) {
+        o[0].v[v] = static_cast<T>(loss);
+      } else if constexpr (MODE == PwMode::kForwardReduce) {
+        acc += static_cast<double>(loss);
+#pragma unroll
+        for (int k = 0; k < kG; ++k) o[k].v[v] = static_cast<T>(g[k] * scale);
+      } else {
+#pragma unroll
+        for (int k = 0; k < kG; ++k) o[k].v[v] = static_cast<T>(g[k] * (x[v][kIn] * scale));
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < nout; ++k) {
+      if (out[k] == nullptr) continue;
+      if (cnt == VEC) {
+        *reinterpret_cast<Pack<T, VEC>*>(out[k] + base) = o[k];
+      } else {
+        out[k][base] = o[k].v[0];
+      }
+    }
+  };
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nvec; i += stride) body(i * VEC, VEC);
+  for (int64_t i = nvec * VEC + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) body(i, 1);
+  if constexpr (MODE == PwMode::kForwardReduce) {
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
+template <class F, class T, PwMode MODE>
+__global__ void __launch_bounds__(kPwThreads)
+pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ partials) {
+  using M = at::opmath_type<T>;
+  constexpr int kIn = F::kInputs, kG = F::kGrads;
+  constexpr int nin = MODE == PwMode::kBackwardNone ? kIn + 1 : kIn;
+  constexpr int nout = MODE == PwMode::kForwardNone ? 1 : kG;
+  const M scale = static_cast<M>(a.scale);
+  double acc = 0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.numel; i += stride) {
+    int64_t ioff[nin] = {};
+    int64_t ooff[nout] = {};
+    int64_t rem = i;
+    for (int d = a.ndim - 1; d >= 0; --d) {
+      const int64_t q = rem / a.sizes[d];
+      const int64_t id = rem - q * a.sizes[d];
+      rem = q;
+#pragma unroll
+      for (int k = 0; k < nin; ++k) ioff[k] += id * a.in_strides[k][d];
+#pragma unroll
+      for (int k = 0; k < nout; ++k) ooff[k] += id * a.out_strides[k][d];
+    }
+    M x[nin];
+#pragma unroll
+    for (int k = 0; k < nin; ++k)
+      x[k] = a.in[k] ? static_cast<M>(static_cast<const T*>(a.in[k])[ioff[k]]) : M(1);
+    M xi[kIn];
+    M g[kG];
+#pragma unroll
+    for (int k = 0; k < kIn; ++k) xi[k] = x[k];
+    const M loss = f(xi, g);
+    if constexpr (MODE == PwMode::kForwardNone) {
+      static_cast<T*>(a.out[0])[ooff[0]] = static_cast<T>(loss);
+    } else if constexpr (MODE == PwMode::kForwardReduce) {
+      acc += static_cast<double>(loss);
+#pragma unroll
+      for (int k = 0; k < kG; ++k)
+        if (a.out[k]) static_cast<T*>(a.out[k])[ooff[k]] = static_cast<T>(g[k] * scale);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kG; ++k)
+        if (a.out[k]) static_cast<T*>(a.out[k])[ooff[k]] = static_cast<T>(g[k] * (x[kIn] * scale));
+    }
+  }
+  if constexpr (MODE == PwMode::kForwardReduce) {
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
+template <class T>
+inline bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
+
+template <class F, class T, PwMode MODE>
+void pointwise_launch(const PointwiseArgs& a, const at::Tensor& partials, int64_t grid) {
+  const F f(a.params);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  double* part = MODE == PwMode::kForwardReduce ? partials.data_ptr<double>() : nullptr;
+  if (a.contiguous) {
+    constexpr int VEC = 16 / sizeof(T);
+    bool vec_ok = true;
+    for (int k = 0; k < kPwMaxOperands; ++k) {
+      if (a.in[k] && !aligned16<T>(a.in[k])) vec_ok = false;
+      if (a.out[k] && !aligned16<T>(a.out[k])) vec_ok = false;
+    }
+    if (vec_ok) {
+      pointwise_contig_kernel<F, T, MODE, VEC><<<grid, kPwThreads, 0, stream>>>(a, f, part);
+    } else {
+      pointwise_contig_kernel<F, T, MODE, 1><<<grid, kPwThreads, 0, stream>>>(a, f, part);
+    }
+  } else {
+    pointwise_strided_kernel<F, T, MODE><<<grid, kPwThreads, 0, stream>>>(a, f, part);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <class F>
+void pointwise_cuda(const PointwiseArgs& a) {
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lossext_pointwise_cuda", [&] {
+    int dev = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&dev));
+    const c10::Device device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(dev));
+    const int64_t per_thread = a.contiguous ? 16 / sizeof(scalar_t) : 1;
+    const int64_t grid = grid_for(a.numel, kPwThreads * per_thread, kPwBlocksPerSm);
+    switch (a.mode) {
+      case PwMode::kForwardNone:
+        if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kForwardNone>(a, at::Tensor(), grid);
+        break;
+      case PwMode::kBackwardNone:
+        if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kBackwardNone>(a, at::Tensor(), grid);
+        break;
+      case PwMode::kForwardReduce: {
+        at::Tensor partials = partials_buffer(grid, device);
+        if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kForwardReduce>(a, partials, grid);
+        finalize_sum<scalar_t>(partials.data_ptr<double>(), a.numel > 0 ? grid : 0, a.scale, nullptr,
+                               static_cast<scalar_t*>(a.loss));
+        break;
+      }
+    }
+  });
+}
+
+}  // namespace lossext::cuda
+
+// Defines the CUDA kernels for Functor and registers them into `stub`.
+#define LOSSEXT_CUDA_POINTWISE(stub, Functor) \
+  LOSSEXT_REGISTER_CUDA(stub, &::lossext::cuda::pointwise_cuda<Functor>)

@@ -1,0 +1,59 @@
+// Host-side helpers shared by every op (compiled once, not per ISA): input checks with ATen-style
+// messages that name the op and show the shapes, and the generic pointwise runner.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+#include <c10/util/Optional.h>
+#include <lossext/common.h>
+#include <lossext/dispatch.h>
+#include <lossext/pointwise.h>
+
+#include <string>
+#include <vector>
+
+namespace lossext {
+
+// "[2, 3]"
+std::string shape_str(at::IntArrayRef sizes);
+
+// RuntimeError unless `t` has a floating dtype lossext computes in (float16/bfloat16/32/64).
+void check_floating(const char* op, const char* name, const at::Tensor& t);
+// RuntimeError unless every defined tensor lives on the device of `ref`.
+void check_same_device(const char* op, const at::Tensor& ref, std::initializer_list<const at::Tensor*> others);
+
+// An empty tensor that stands for "not computed" in an op's tuple of results.
+at::Tensor not_computed(const at::Tensor& like);
+
+// Runs a pointwise loss through `stub` (see lossext/pointwise.h).
+//
+// `inputs` are the functor's operands in order; an undefined tensor is the constant 1 (an absent
+// weight). They broadcast to one shape. The first `n_grads` operands are differentiable.
+//   forward, reduction None:       returns {loss (broadcast shape), empty...}
+//   forward, reduction Mean/Sum:   returns {loss (0-d), grad_k...}; grad_k is computed in the same
+//                                  pass where grad_mask[k] is set, scaled by the reduction, else empty
+//   backward (grad_output given):  returns {grad_k...} = grad_output * d loss / d input_k (masked)
+// `scale` multiplies the summed loss in Mean/Sum modes (1/numel for mean, 1 for sum) unless
+// `scale_override` is given (kl_div's batchmean).
+struct PointwiseCall {
+  const char* op;
+  const Stub<PointwiseFn>* stub;
+  std::vector<at::Tensor> inputs;
+  int n_grads = 1;
+  Reduction reduction = Reduction::Mean;
+  std::vector<bool> grad_mask;
+  std::vector<double> params;
+  c10::optional<double> scale_override;
+};
+
+std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);
+std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::Tensor& grad_output);
+
+// The broadcast shape of the defined tensors; RuntimeError naming `op` if they do not broadcast.
+std::vector<int64_t> broadcast_shape(const char* op, at::TensorList tensors, const std::vector<std::string>& names);
+
+// grad (full broadcast shape) summed down to `sizes` (the shape the operand had before it was
+// broadcast), with our own deterministic kernel.
+at::Tensor sum_to_size(const char* op, const at::Tensor& grad, at::IntArrayRef sizes);
+
+}  // namespace lossext

@@ -1,0 +1,36 @@
+// binary_cross_entropy_with_logits, per element. Operands: x (logit), y (target), w (weight),
+// p (pos_weight); absent w and p are 1, which reduces every formula to the unweighted one.
+//
+//   loss = w * ((1 - y) x + (1 + (p - 1) y) softplus(-x)),  softplus(-x) = max(-x, 0) + log1p(e^-|x|)
+//   d/dx = w * ((p y + 1 - y) sigmoid(x) - p y)
+//   d/dy = w * (-x + (p - 1) softplus(-x))
+// The same form as torch, so infinite logits give the same inf/NaN.
+#pragma once
+
+#include <lossext/dispatch.h>
+#include <lossext/pointwise.h>
+#include <lossext/vmath.h>
+
+namespace lossext {
+
+struct BCEWithLogitsOp {
+  static constexpr int kInputs = 4, kGrads = 2;
+  explicit C10_HOST_DEVICE BCEWithLogitsOp(const double*) {}
+  template <class V>
+  C10_HOST_DEVICE V operator()(const V (&in)[4], V (&g)[2]) const {
+    const V x = in[0], y = in[1], w = in[2], p = in[3];
+    const V one(1), zero(0);
+    const V e = vm::exp(zero - vm::abs(x));                 // in (0, 1]: never overflows
+    const V sp = vm::max(zero - x, zero) + vm::log1p(e);    // softplus(-x) = -log sigmoid(x)
+    const V r = one / (one + e);
+    const V sig = vm::where(x >= zero, r, e * r);           // sigmoid(x)
+    const V py = p * y;
+    g[0] = w * ((py + one - y) * sig - py);
+    g[1] = w * ((p - one) * sp - x);
+    return w * ((one - y) * x + (py - y + one) * sp);
+  }
+};
+
+LOSSEXT_DECLARE_STUB(bce_with_logits_stub, PointwiseFn);
+
+}  // namespace lossext

@@ -1,0 +1,56 @@
+#include <lossext/host.h>
+#include <lossext/ops.h>
+#include <losses/bce_with_logits.h>
+
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::bce_with_logits_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+namespace {
+constexpr const char* kOp = "binary_cross_entropy_with_logits";
+
+PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                        const OptTensor& pos_weight, int64_t reduction, std::array<bool, 2> mask) {
+  TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
+                    " must be the same as input size ", shape_str(input.sizes()));
+  return PointwiseCall{kOp,
+                       &bce_with_logits_stub,
+                       {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
+                       2,
+                       to_reduction(reduction, kOp),
+                       {mask[0], mask[1]},
+                       {},
+                       {}};
+}
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
+                                                                    const OptTensor& weight,
+                                                                    const OptTensor& pos_weight, int64_t reduction,
+                                                                    std::array<bool, 2> grad_mask) {
+  auto r = pointwise_forward(make_call(input, target, weight, pos_weight, reduction, grad_mask));
+  return {r[0], r[1], r[2]};
+}
+
+std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tensor& grad_output, const Tensor& input,
+                                                                     const Tensor& target, const OptTensor& weight,
+                                                                     const OptTensor& pos_weight, int64_t reduction,
+                                                                     std::array<bool, 2> grad_mask) {
+  auto r = pointwise_backward(make_call(input, target, weight, pos_weight, reduction, grad_mask), grad_output);
+  return {r[0], r[1]};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("binary_cross_entropy_with_logits(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, "
+        "int reduction, bool[2] grad_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("binary_cross_entropy_with_logits_backward(Tensor grad_output, Tensor input, Tensor target, "
+        "Tensor? weight, Tensor? pos_weight, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  m.impl("binary_cross_entropy_with_logits", &lossext::ops::binary_cross_entropy_with_logits);
+  m.impl("binary_cross_entropy_with_logits_backward", &lossext::ops::binary_cross_entropy_with_logits_backward);
+}

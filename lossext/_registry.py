@@ -1,0 +1,209 @@
+"""Fake kernels and autograd for every lossext op, from one table.
+
+Every loss follows one op contract (see csrc/include/lossext/ops.h):
+
+    lossext::<name>(<tensor and scalar args>, int reduction, bool[k] grad_mask)
+        -> (Tensor loss, Tensor grad_<d1>, ..., Tensor grad_<dk>, <aux tensors>)
+    lossext::<name>_backward(Tensor grad_output, <the same args>, <aux tensors>, bool[k] grad_mask)
+        -> (Tensor grad_<d1>, ..., Tensor grad_<dk>)
+
+d1..dk are the loss's differentiable tensor arguments. With reduction mean/sum and grad_mask[i]
+set, the forward computes grad_<di> in the same pass (already scaled by the reduction); the
+autograd backward then only multiplies it by the 0-d grad_output (and skips even that on CPU when
+grad_output is 1). Otherwise grad_<di> is an empty tensor and the backward op recomputes the
+gradient from the saved inputs and aux outputs (a log-sum-exp per row for cross-entropy).
+
+A loss adds one `LossSpec` row; this module derives the fake kernels, `setup_context` and
+`backward` from the op schemas.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ._C_loader import _C  # noqa: F401  (registers the ops)
+
+_ops = torch.ops.lossext
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    # Differentiable tensor arguments, in the order of the grad outputs.
+    diff: tuple
+    # (bound args) -> fake unreduced loss. Default: broadcast of the tensor args, promoted dtype.
+    none_loss: Optional[Callable] = None
+    # (bound args) -> list of fake aux outputs (saved for the backward). Default: none.
+    aux: Optional[Callable] = None
+    # Tensor args that take part in the default broadcast / dtype promotion.
+    operands: Optional[tuple] = None
+
+
+SPECS: dict = {}
+
+
+def _bind(op, args, kwargs=None):
+    schema = op._schema
+    out = {}
+    for i, a in enumerate(schema.arguments):
+        if i < len(args):
+            out[a.name] = args[i]
+        elif kwargs and a.name in kwargs:
+            out[a.name] = kwargs[a.name]
+        else:
+            out[a.name] = a.default_value
+    return out
+
+
+def _promoted(ts):
+    ts = [t for t in ts if isinstance(t, torch.Tensor)]
+    return functools.reduce(torch.promote_types, [t.dtype for t in ts[1:]], ts[0].dtype)
+
+
+def _broadcast_loss(spec, a):
+    names = spec.operands or tuple(k for k, v in a.items() if isinstance(v, torch.Tensor))
+    ts = [a[n] for n in names if isinstance(a[n], torch.Tensor)]
+    shape = torch.broadcast_shapes(*[t.shape for t in ts])
+    dtype = _promoted(ts)
+    x = ts[0]
+    if x.shape == shape:
+        return torch.empty_like(x, dtype=dtype)
+    return x.new_empty(shape, dtype=dtype)
+
+
+def _grad_like(t, bshape=None):
+    if bshape is not None and t.shape != bshape:
+        return t.new_empty(t.shape)
+    return torch.empty_like(t)
+
+
+def _bshape(spec, a):
+    if spec.none_loss is not None:
+        return None
+    names = spec.operands or tuple(k for k, v in a.items() if isinstance(v, torch.Tensor))
+    return torch.broadcast_shapes(*[a[n].shape for n in names if isinstance(a[n], torch.Tensor)])
+
+
+def _make_fake_forward(spec, op):
+    def fake(*args, **kwargs):
+        a = _bind(op, args, kwargs)
+        red, mask = a["reduction"], a["grad_mask"]
+        x = a[spec.diff[0]]
+        if red == 0:
+            loss = spec.none_loss(a) if spec.none_loss else _broadcast_loss(spec, a)
+        else:
+            names = spec.operands or spec.diff
+            loss = x.new_empty((), dtype=_promoted([a[n] for n in names]))
+        bshape = _bshape(spec, a)
+        grads = []
+        for n, m in zip(spec.diff, mask):
+            t = a[n]
+            grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
+        aux = list(spec.aux(a)) if spec.aux else []
+        return (loss, *grads, *aux)
+
+    return fake
+
+
+def _make_fake_backward(spec, op):
+    def fake(*args, **kwargs):
+        a = _bind(op, args, kwargs)
+        bshape = _bshape(spec, a)
+        out = []
+        for n, m in zip(spec.diff, a["grad_mask"]):
+            t = a[n]
+            out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
+        return tuple(out)
+
+    return fake
+
+
+def _is_plain_cpu(t: torch.Tensor) -> bool:
+    """A real CPU tensor in eager mode, whose value may be read without tracing it."""
+    return (
+        type(t) is torch.Tensor
+        and t.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and torch._C._len_torch_dispatch_stack() == 0
+    )
+
+
+def scale(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    """grad * grad_output (0-d), by our kernel; free on CPU when grad_output is exactly 1."""
+    if _is_plain_cpu(grad_output) and grad_output.item() == 1.0:
+        return grad
+    return _ops.scale_grad(grad, grad_output)
+
+
+def _make_autograd(spec, op, bwd):
+    arg_names = [a.name for a in op._schema.arguments]
+    diff_pos = [arg_names.index(n) for n in spec.diff]
+    n_diff = len(spec.diff)
+
+    def setup_context(ctx, inputs, output):
+        a = dict(zip(arg_names, inputs))
+        red, mask = a["reduction"], a["grad_mask"]
+        needs = [ctx.needs_input_grad[p] for p in diff_pos]
+        grads = output[1:1 + n_diff]
+        aux = output[1 + n_diff:]
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.needs = needs
+        if red != 0 and all(m or not nd for m, nd in zip(mask, needs)):
+            ctx.mode = "scale"
+            ctx.save_for_backward(*[g for g, nd in zip(grads, needs) if nd])
+        else:
+            ctx.mode = "recompute"
+            tensor_pos = [i for i, v in enumerate(inputs) if isinstance(v, torch.Tensor)]
+            ctx.tensor_pos = tensor_pos
+            ctx.args = [None if i in tensor_pos else v for i, v in enumerate(inputs)]
+            ctx.n_aux = len(aux)
+            ctx.save_for_backward(*[inputs[i] for i in tensor_pos], *aux)
+
+    def backward(ctx, grad_loss, *unused):
+        result = [None] * len(arg_names)
+        if grad_loss is None or not any(ctx.needs):
+            return tuple(result)
+        if ctx.mode == "scale":
+            saved = iter(ctx.saved_tensors)
+            for p, nd in zip(diff_pos, ctx.needs):
+                if nd:
+                    result[p] = scale(next(saved), grad_loss)
+            return tuple(result)
+        saved = ctx.saved_tensors
+        args = list(ctx.args)
+        for i, p in enumerate(ctx.tensor_pos):
+            args[p] = saved[i]
+        aux = saved[len(ctx.tensor_pos):]
+        # args = forward args; drop the trailing grad_mask, append aux and the backward's mask.
+        grads = bwd(grad_loss, *args[:-1], *aux, list(ctx.needs))
+        for p, nd, g in zip(diff_pos, ctx.needs, grads):
+            if nd:
+                result[p] = g
+        return tuple(result)
+
+    return setup_context, backward
+
+
+def register(spec: LossSpec) -> LossSpec:
+    op = getattr(_ops, spec.name).default
+    bwd = getattr(_ops, spec.name + "_backward").default
+    torch.library.register_fake(f"lossext::{spec.name}")(_make_fake_forward(spec, op))
+    torch.library.register_fake(f"lossext::{spec.name}_backward")(_make_fake_backward(spec, bwd))
+    setup_context, backward = _make_autograd(spec, op, bwd)
+    torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
+    SPECS[spec.name] = spec
+    return spec
+
+
+@torch.library.register_fake("lossext::scale_grad")
+def _scale_grad_fake(grad, grad_output):
+    return torch.empty_like(grad)
+
+
+def register_all(specs: Sequence[LossSpec]) -> None:
+    for s in specs:
+        register(s)
