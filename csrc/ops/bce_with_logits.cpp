@@ -14,6 +14,14 @@ PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTens
                         const OptTensor& pos_weight, int64_t reduction, std::array<bool, 2> mask) {
   TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
                     " must be the same as input size ", shape_str(input.sizes()));
+  // As torch: weight and pos_weight broadcast to the input's shape but may not enlarge it.
+  for (const OptTensor* w : {&weight, &pos_weight}) {
+    if (!w->has_value()) continue;
+    const auto shape = broadcast_shape(kOp, {input, **w}, {"input", w == &weight ? "weight" : "pos_weight"});
+    TORCH_CHECK(at::IntArrayRef(shape) == input.sizes(), kOp, ": ", w == &weight ? "weight" : "pos_weight",
+                " of shape ", shape_str((*w)->sizes()), " does not broadcast to the input's shape ",
+                shape_str(input.sizes()));
+  }
   return PointwiseCall{kOp,
                        &bce_with_logits_stub,
                        {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},

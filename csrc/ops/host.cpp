@@ -263,9 +263,4 @@ std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::
   return finish_grads(call, p, grads);
 }
 
-at::Tensor sum_to_size(const char* op, const at::Tensor& grad, at::IntArrayRef sizes) {
-  TORCH_CHECK(false, op, ": gradients of broadcast operands (", shape_str(grad.sizes()), " -> ", shape_str(sizes),
-              ") are not implemented yet");
-}
-
 }  // namespace lossext
