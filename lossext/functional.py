@@ -8,8 +8,7 @@ from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
 from ._common import grad_mask, reduction_enum
-
-_ops = torch.ops.lossext
+from ._registry import call as _call
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -28,5 +27,5 @@ def binary_cross_entropy_with_logits(
     r = reduction_enum(reduction, size_average, reduce)
     if not (target.size() == input.size()):
         raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
-    return _ops.binary_cross_entropy_with_logits(
-        input, target, weight, pos_weight, r, grad_mask(input, target))[0]
+    return _call("binary_cross_entropy_with_logits",
+                 input, target, weight, pos_weight, r, grad_mask(input, target))[0]
