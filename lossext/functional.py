@@ -10,6 +10,8 @@ from . import _specs  # noqa: F401  (registers fake kernels and autograd)
 from ._common import grad_mask, reduction_enum
 from ._registry import call as _call
 
+_ops = torch.ops.lossext
+
 __all__ = [
     "binary_cross_entropy_with_logits",
 ]

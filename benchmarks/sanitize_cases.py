@@ -1,0 +1,50 @@
+"""Small CUDA calls of every lossext op, for compute-sanitizer (memcheck, racecheck, initcheck).
+
+Shapes are odd-sized and include empty, 0-d, strided and broadcast inputs, so tails, misaligned
+vector paths and the strided kernels all run."""
+import torch
+import torch.nn.functional as F
+
+import lossext.functional as LF
+
+dev = "cuda"
+torch.manual_seed(0)
+
+
+def run(name, *args, diff=(0,), **kw):
+    if not hasattr(LF, name):
+        return
+    for red in ("none", "mean", "sum"):
+        leaves = [a.detach().clone().requires_grad_(i in diff) if a.is_floating_point() else a for i, a in enumerate(args)]
+        out = getattr(LF, name)(*leaves, reduction=red, **kw)
+        out.backward(torch.randn_like(out))
+    torch.cuda.synchronize()
+
+
+for dt in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+    for shape in [(0,), (), (7,), (33, 129), (3, 5, 7)]:
+        x = torch.randn(shape, device=dev, dtype=dt)
+        p = torch.rand(shape, device=dev, dtype=dt)
+        run("binary_cross_entropy_with_logits", x, p, diff=(0, 1))
+        run("binary_cross_entropy", p.clamp(0.01, 0.99), torch.rand(shape, device=dev, dtype=dt), diff=(0, 1))
+        for n in ("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "kl_div"):
+            run(n, x, torch.randn(shape, device=dev, dtype=dt), diff=(0, 1))
+        run("poisson_nll_loss", x, p * 3, diff=(0, 1))
+        run("gaussian_nll_loss", x, torch.randn(shape, device=dev, dtype=dt), p + 0.1, diff=(0, 1, 2))
+    xs = torch.randn(40, 30, device=dev, dtype=dt).t()[1:, ::3]  # strided
+    run("binary_cross_entropy_with_logits", xs, torch.rand(29, 14, device=dev, dtype=dt), diff=(0, 1),
+        pos_weight=torch.rand(14, device=dev, dtype=dt))
+    run("mse_loss", torch.randn(5, 1, device=dev, dtype=dt), torch.randn(5, 9, device=dev, dtype=dt), diff=(0, 1))
+    for n, c in [(0, 5), (7, 3), (65, 1000), (3, 50257)]:
+        logits = torch.randn(n, c, device=dev, dtype=dt)
+        t = torch.randint(0, c, (n,), device=dev)
+        if n:
+            t[0] = -100
+        run("cross_entropy", logits, t)
+        run("cross_entropy", logits, t, weight=torch.rand(c, device=dev, dtype=dt), label_smoothing=0.1)
+        run("cross_entropy", logits, torch.softmax(torch.randn(n, c, device=dev), 1).to(dt), diff=(0, 1))
+        run("nll_loss", logits, t)
+        run("multilabel_soft_margin_loss", logits, (torch.rand(n, c, device=dev) > 0.5).to(dt))
+    run("cross_entropy", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
+    run("nll_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
+print("sanitize cases: done")
