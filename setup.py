@@ -62,6 +62,19 @@ def _isas():
 class BuildExtension(cpp_extension.BuildExtension):
     """torch's BuildExtension, plus one extra compile of csrc/cpu/*.cpp per ISA."""
 
+    def build_extensions(self):
+        # Some Pythons (Debian/Ubuntu builds) link extensions with -Wl,-Bsymbolic-functions. Our
+        # library then binds its calls to the private copies of libstdc++ templates that the
+        # nvcc-compiled objects instantiate (e.g. std::ostream::_M_insert<long>) instead of the
+        # process's libstdc++, and formatting a number in an error message crashed (seen on the
+        # H100 image). Link as torch's own libraries do: shared libstdc++, default symbol binding.
+        drop = ("-Wl,-Bsymbolic-functions", "-Wl,-Bsymbolic", "-static-libstdc++", "-static-libgcc")
+        for attr in ("linker_so", "linker_so_cxx", "compiler_so", "compiler_cxx"):
+            cmd = getattr(self.compiler, attr, None)
+            if isinstance(cmd, list):
+                setattr(self.compiler, attr, [a for a in cmd if a not in drop])
+        super().build_extensions()
+
     def build_extension(self, ext):
         isa_sources = getattr(ext, "isa_sources", [])
         if isa_sources:
@@ -88,7 +101,7 @@ def extensions():
     isas = _isas()
     debug = _flag("LOSSEXT_DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    cxx = opt + ["-fvisibility=hidden", "-Wno-unused-function"]
+    cxx = opt + ["-Wno-unused-function"]
     macros = [("LOSSEXT_BUILT_ISAS", '"' + ",".join(isas) + '"')]
     # Host code and op schemas: compiled once.
     sources = sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp"))) + [os.path.join(CSRC, "module.cpp")]
@@ -100,6 +113,7 @@ def extensions():
         include_dirs=[os.path.join(ROOT, CSRC, "include"), os.path.join(ROOT, CSRC)],
         define_macros=macros,
         depends=depends,
+        extra_link_args=["-lstdc++"],
     )
     if with_cuda:
         kwargs["sources"] += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))

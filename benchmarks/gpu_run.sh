@@ -5,7 +5,7 @@
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=${MAX_JOBS:-16}
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=${MAX_JOBS:-16}
 steps=${*:-all}
 log() { echo "== $(date +%T) $*"; }
 {
@@ -15,6 +15,8 @@ log() { echo "== $(date +%T) $*"; }
   t0=$(date +%s)
   python3 setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
   echo "build: $(( $(date +%s) - t0 )) s"
+  ldd lossext/_C*.so | grep -E "stdc|torch_cuda|cudart" | sed 's/ (0x.*//'
+  nm -C lossext/_C*.so | grep -c " [TW] std::basic_ostream" | sed 's/^/own copies of std::ostream code: /'
 } 2>&1 | tee "$OUT/run.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 for step in $steps; do
