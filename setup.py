@@ -46,6 +46,25 @@ def _with_cuda():
     return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
 
 
+def _process_libstdcxx():
+    """Path of the shared libstdc++ this process (torch) runs with, or None.
+
+    Some toolchains (seen: /opt/gcc on the GPU image) link libstdc++ statically by default. Our
+    library then carries a second libstdc++ beside the one torch loaded, their iostream/locale
+    state is not shared, and formatting a number in an error message crashed. Linking this exact
+    file makes the extension use the same libstdc++ as torch, whatever the toolchain's default.
+    """
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "/libstdc++.so" in path and os.path.exists(path):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
 def _isas():
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return ["DEFAULT"]
@@ -113,7 +132,7 @@ def extensions():
         include_dirs=[os.path.join(ROOT, CSRC, "include"), os.path.join(ROOT, CSRC)],
         define_macros=macros,
         depends=depends,
-        extra_link_args=["-lstdc++"],
+        extra_link_args=[_process_libstdcxx() or "-lstdc++"],
     )
     if with_cuda:
         kwargs["sources"] += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))

@@ -15,8 +15,7 @@ log() { echo "== $(date +%T) $*"; }
   t0=$(date +%s)
   python3 setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
   echo "build: $(( $(date +%s) - t0 )) s"
-  ldd lossext/_C*.so | grep -E "stdc|torch_cuda|cudart" | sed 's/ (0x.*//'
-  nm -C lossext/_C*.so | grep -c " [TW] std::basic_ostream" | sed 's/^/own copies of std::ostream code: /'
+  readelf -d lossext/_C*.so | grep -o "NEEDED.*" | tr '\n' ' '; echo
 } 2>&1 | tee "$OUT/run.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 for step in $steps; do
