@@ -100,8 +100,9 @@ def kl_div(
     if size_average is not None or reduce is not None:
         r = _Reduction.legacy_get_enum(size_average, reduce)
     else:
-        if reduction == "mean":
+        if reduction == "mean" and not torch.compiler.is_compiling():  # dynamo cannot trace warn()
             warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
-        # 'batchmean' is the op's reduction 3: the sum divided by input.size(0) in the same pass.
-        r = 3 if reduction == "batchmean" else _Reduction.get_enum(reduction)
-    return _ops.kl_div(input, target, r, log_target, grad_mask(input, target))[0]
+        r = _Reduction.get_enum("sum" if reduction == "batchmean" else reduction)
+    # As torch, the string 'batchmean' divides by input.size(0) even after a legacy reduction; the
+    # op folds the division into the same pass.
+    return _ops.kl_div(input, target, r, log_target, reduction == "batchmean", grad_mask(input, target))[0]

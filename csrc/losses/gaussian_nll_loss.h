@@ -29,7 +29,8 @@ struct GaussianNLLOp {
     const V q = d * gx;  // (x - t)^2 / c
     g[0] = gx;
     g[1] = V(0) - gx;
-    g[2] = half * (one - q) * ic;
+    const V hic = half * ic;
+    g[2] = hic - q * hic;  // as torch's log and div backward add up (inf - inf = NaN at c = 0)
     return half * (vm::log(c) + q) + V(constant);
   }
 };

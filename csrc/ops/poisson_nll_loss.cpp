@@ -13,6 +13,11 @@ constexpr const char* kOp = "poisson_nll_loss";
 // input and target broadcast (as torch's composite op); integer targets (counts) are accepted.
 PointwiseCall make_call(const Tensor& input, const Tensor& target, bool log_input, bool full, double eps,
                         int64_t reduction, std::array<bool, 2> mask) {
+  // torch's formula subtracts e^x - t x (bool only if both are), x - t log(x + eps) and
+  // t log t - t: a bool operand there is an error.
+  const bool xb = input.scalar_type() == at::kBool, tb = target.scalar_type() == at::kBool;
+  TORCH_CHECK(!((log_input ? xb && tb : xb) || (full && tb)), kOp,
+              ": Subtraction, the `-` operator, with a bool tensor is not supported");
   PointwiseCall call{kOp,          &poisson_nll_loss_stub, {input, target}, 2, to_reduction(reduction, kOp),
                      {mask[0], mask[1]}, {log_input ? 1.0 : 0.0, full ? 1.0 : 0.0, eps}, {}};
   call.integral_ok = true;

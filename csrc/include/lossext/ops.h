@@ -47,10 +47,12 @@ std::tuple<Tensor, Tensor, Tensor> gaussian_nll_loss_backward(const Tensor& grad
                                                               double var_value, bool full, double eps,
                                                               int64_t reduction, std::array<bool, 3> grad_mask);
 
-// reduction 3 is 'batchmean' (the sum divided by input.size(0); by 1 for a 0-d input).
+// batch_divide: the result divided by input.size(0) (not for a 0-d input), as F.kl_div does for
+// reduction='batchmean' (= reduction sum + batch_divide).
 std::tuple<Tensor, Tensor, Tensor> kl_div(const Tensor& input, const Tensor& target, int64_t reduction,
-                                          bool log_target, std::array<bool, 2> grad_mask);
+                                          bool log_target, bool batch_divide, std::array<bool, 2> grad_mask);
 std::tuple<Tensor, Tensor> kl_div_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
-                                           int64_t reduction, bool log_target, std::array<bool, 2> grad_mask);
+                                           int64_t reduction, bool log_target, bool batch_divide,
+                                           std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
