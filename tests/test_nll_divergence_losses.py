@@ -382,6 +382,11 @@ def test_opcheck(device):
             opcheck(OPS.kl_div.default, (x, t, red, False, False, mask))
             opcheck(OPS.kl_div.default, (x, t, red, True, True, mask))
         opcheck(OPS.poisson_nll_loss_backward.default, (go, x.detach(), t.detach(), False, True, 1e-8, red, [True, True]))
+        counts = torch.randint(0, 5, (6, 5), device=device)  # integer targets; a wider 0-d target
+        opcheck(OPS.poisson_nll_loss.default, (x, counts, True, True, 1e-8, red, [True, False]))
+        opcheck(OPS.poisson_nll_loss.default, (counts, counts, False, False, 1e-8, red, [False, False]))
+        opcheck(OPS.poisson_nll_loss.default, (x, t[0, 0].double().detach(), True, False, 1e-8, red, [True, False]))
+        opcheck(OPS.gaussian_nll_loss.default, (x, counts, None, 0.3, False, 1e-6, red, [True, False, False]))
         opcheck(OPS.kl_div_backward.default, (go, x.detach(), t.detach(), red, True, False, [True, True]))
         opcheck(OPS.kl_div_backward.default, (go, x.detach(), t.detach(), red, False, True, [True, True]))
         for vs in [(6, 5), (6,), (6, 1), (1, 5)]:
