@@ -40,7 +40,8 @@ struct PoissonNLLOp {
     if (full) {
       const V half(0.5);
       const V lt = vm::log(t);
-      const V s = t * lt - t + half * vm::log(V(6.283185307179586) * t);
+      // 0.5 log(2 pi t) as 0.5 (log(2 pi) + log t): one log fewer (this loop is compute-bound).
+      const V s = t * lt - t + half * (V(1.8378770664093453) + lt);
       const V masked = t <= one;
       loss = loss + vm::where(masked, zero, s);
       g[1] = g[1] + vm::where(masked, zero * lt, lt + t / t - one + half / t);
