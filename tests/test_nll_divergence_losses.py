@@ -6,7 +6,6 @@ every variance shape torch accepts, so the broadcast var gradient (summed back b
 checked for every shape as well.
 """
 import itertools
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -81,7 +80,6 @@ SPECS = [
     Spec("gaussian_nll_loss", LF.gaussian_nll_loss, F.gaussian_nll_loss, ("none", "mean", "sum"), _gaussian_cases),
     Spec("kl_div", LF.kl_div, F.kl_div, ("none", "mean", "sum", "batchmean"), _kl_cases),
 ]
-SPEC = {s.name: s for s in SPECS}
 SPEC_REDUCTIONS = [pytest.param(s, r, id=f"{s.name}-{r}") for s in SPECS for r in s.reductions]
 
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
