@@ -40,6 +40,9 @@ class LossSpec:
     aux: Optional[Callable] = None
     # Tensor args that take part in the default broadcast / dtype promotion.
     operands: Optional[tuple] = None
+    # (bound args) -> bound args with operands replaced by the views the kernel broadcasts
+    # (gaussian_nll_loss unsqueezes a var that lacks input's last dimension). Default: as given.
+    views: Optional[Callable] = None
 
 
 SPECS: dict = {}
@@ -59,8 +62,23 @@ def _bind(op, args, kwargs=None):
 
 
 def _promoted(ts):
+    """torch's result type (as at::native::result_type, which the host runner uses): a dimensioned
+    tensor's dtype wins over a 0-d one's of the same category; integer-only -> the default dtype."""
     ts = [t for t in ts if isinstance(t, torch.Tensor)]
-    return functools.reduce(torch.promote_types, [t.dtype for t in ts[1:]], ts[0].dtype)
+
+    def promote(dts):
+        return functools.reduce(torch.promote_types, dts) if dts else None
+
+    dim, zero = promote([t.dtype for t in ts if t.dim() > 0]), promote([t.dtype for t in ts if t.dim() == 0])
+    if dim is None or zero is None:
+        r = dim or zero
+    elif dim.is_floating_point or dim.is_complex:
+        r = dim
+    elif dim == torch.bool or zero.is_floating_point:
+        r = torch.promote_types(dim, zero)
+    else:
+        r = dim
+    return r if (r.is_floating_point or r.is_complex) else torch.get_default_dtype()
 
 
 def _broadcast_loss(spec, a):
@@ -80,9 +98,14 @@ def _grad_like(t, bshape=None):
     return torch.empty_like(t)
 
 
+def _views(spec, a):
+    return spec.views(a) if spec.views is not None else a
+
+
 def _bshape(spec, a):
     if spec.none_loss is not None:
         return None
+    a = _views(spec, a)
     names = spec.operands or tuple(k for k, v in a.items() if isinstance(v, torch.Tensor))
     return torch.broadcast_shapes(*[a[n].shape for n in names if isinstance(a[n], torch.Tensor)])
 
@@ -93,15 +116,19 @@ def _make_fake_forward(spec, op):
         red, mask = a["reduction"], a["grad_mask"]
         x = a[spec.diff[0]]
         if red == 0:
-            loss = spec.none_loss(a) if spec.none_loss else _broadcast_loss(spec, a)
+            loss = spec.none_loss(a) if spec.none_loss else _broadcast_loss(spec, _views(spec, a))
         else:
             names = spec.operands or spec.diff
-            loss = x.new_empty((), dtype=_promoted([a[n] for n in names]))
+            v = _views(spec, a)
+            loss = x.new_empty((), dtype=_promoted([v[n] for n in names]))
         bshape = _bshape(spec, a)
         grads = []
         for n, m in zip(spec.diff, mask):
             t = a[n]
-            grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
+            if t is None:  # an absent optional operand: "not computed", in input's dtype
+                grads.append(x.new_empty((0,)))
+            else:
+                grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
         aux = list(spec.aux(a)) if spec.aux else []
         return (loss, *grads, *aux)
 
@@ -115,7 +142,10 @@ def _make_fake_backward(spec, op):
         out = []
         for n, m in zip(spec.diff, a["grad_mask"]):
             t = a[n]
-            out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
+            if t is None:
+                out.append(a[spec.diff[0]].new_empty((0,)))
+            else:
+                out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
         return tuple(out)
 
     return fake

@@ -31,3 +31,79 @@ def binary_cross_entropy_with_logits(
         raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
     return _call("binary_cross_entropy_with_logits",
                  input, target, weight, pos_weight, r, grad_mask(input, target))[0]
+
+
+# --- poisson_nll_loss, gaussian_nll_loss, kl_div ---------------------------------------------
+import warnings  # noqa: E402
+from typing import Union  # noqa: E402
+
+from torch.nn import _reduction as _Reduction  # noqa: E402
+
+__all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div"]
+
+
+def poisson_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: Optional[bool] = None,
+    eps: float = 1e-8,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    if size_average is not None or reduce is not None:
+        reduction = _Reduction.legacy_get_string(size_average, reduce)
+    if reduction != "none" and reduction != "mean" and reduction != "sum":
+        raise ValueError(reduction + " is not a valid value for reduction")
+    return _call("poisson_nll_loss", input, target, log_input, full, eps, _Reduction.get_enum(reduction),
+                 grad_mask(input, target))[0]
+
+
+def gaussian_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    var: Union[Tensor, float],
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:
+    # The var checks (negative entries, shape) and the float var are handled by the op itself.
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var_tensor, var_value = None, var
+    elif isinstance(var, Tensor):
+        var_tensor, var_value = var, 1.0
+    else:  # torch fails in torch.any(var < 0) the same way
+        raise TypeError(f"gaussian_nll_loss(): var must be a Tensor or a float, but got {type(var).__name__}")
+    if reduction != "none" and reduction != "mean" and reduction != "sum":
+        raise ValueError(reduction + " is not valid")
+    return _call("gaussian_nll_loss", input, target, var_tensor, var_value, full, eps, _Reduction.get_enum(reduction),
+                 grad_mask(input, target, var_tensor))[0]
+
+
+_KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    if size_average is not None or reduce is not None:
+        r = _Reduction.legacy_get_enum(size_average, reduce)
+    else:
+        if reduction == "mean" and not torch.compiler.is_compiling():  # dynamo cannot trace warn()
+            warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
+        r = _Reduction.get_enum("sum" if reduction == "batchmean" else reduction)
+    # As torch, the string 'batchmean' divides by input.size(0) even after a legacy reduction; the
+    # op folds the division into the same pass.
+    return _call("kl_div", input, target, r, log_target, reduction == "batchmean", grad_mask(input, target))[0]

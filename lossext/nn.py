@@ -21,3 +21,29 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(
             input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction)
+
+
+# --- poisson_nll_loss, gaussian_nll_loss, kl_div ---------------------------------------------
+__all__ += ["PoissonNLLLoss", "GaussianNLLLoss", "KLDivLoss"]
+
+
+class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
+    __doc__ = torch.nn.PoissonNLLLoss.__doc__
+
+    def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
+        return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
+                                  reduction=self.reduction)
+
+
+class GaussianNLLLoss(torch.nn.GaussianNLLLoss):
+    __doc__ = torch.nn.GaussianNLLLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor, var) -> Tensor:
+        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+
+
+class KLDivLoss(torch.nn.KLDivLoss):
+    __doc__ = torch.nn.KLDivLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

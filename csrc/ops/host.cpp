@@ -3,6 +3,8 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/native/TypeProperties.h>
+#include <c10/core/DefaultDtype.h>
 #include <c10/core/ScalarType.h>
 #include <c10/core/DeviceGuard.h>
 
@@ -145,15 +147,18 @@ Prepared prepare(const PointwiseCall& call) {
     const auto& t = call.inputs[k];
     if (!t.defined()) continue;
     if (!first) first = &t;
-    check_floating(call.op, names.back().c_str(), t);
+    if (!(call.integral_ok && at::isIntegralType(t.scalar_type(), /*includeBool=*/true)))
+      check_floating(call.op, names.back().c_str(), t);
     TORCH_CHECK(t.device() == first->device(), call.op, ": expected all tensors to be on the same device, but found ",
                 first->device(), " and ", t.device());
   }
   TORCH_CHECK(first != nullptr, call.op, ": no input tensor");
   p.shape = broadcast_shape(call.op, call.inputs, names);
-  p.dtype = first->scalar_type();
+  std::vector<at::Tensor> defined;
   for (const auto& t : call.inputs)
-    if (t.defined()) p.dtype = c10::promoteTypes(p.dtype, t.scalar_type());
+    if (t.defined()) defined.push_back(t);
+  p.dtype = at::native::result_type(defined);
+  if (!at::isFloatingType(p.dtype)) p.dtype = c10::typeMetaToScalarType(c10::get_default_dtype());
   p.numel = 1;
   for (auto s : p.shape) p.numel *= s;
   for (const auto& t : call.inputs) p.in.push_back(t.defined() && t.scalar_type() != p.dtype ? t.to(p.dtype) : t);
@@ -208,8 +213,8 @@ at::Tensor grad_buffer(const Prepared& p, int k) {
 // Sums broadcast gradients down and restores each operand's dtype.
 std::vector<at::Tensor> finish_grads(const PointwiseCall& call, const Prepared& p, std::vector<at::Tensor> grads) {
   for (size_t k = 0; k < grads.size(); ++k) {
-    if (!grads[k].defined()) {
-      grads[k] = not_computed(call.inputs[k]);
+    if (!grads[k].defined()) {  // an absent operand (gaussian_nll_loss's float var) gets input's
+      grads[k] = not_computed(call.inputs[k].defined() ? call.inputs[k] : call.inputs[0]);
       continue;
     }
     if (!same_shape(p.in[k], p.shape)) grads[k] = sum_to_size(call.op, grads[k], call.inputs[k].sizes());

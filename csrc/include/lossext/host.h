@@ -35,6 +35,10 @@ at::Tensor not_computed(const at::Tensor& like);
 //   backward (grad_output given):  returns {grad_k...} = grad_output * d loss / d input_k (masked)
 // `scale` multiplies the summed loss in Mean/Sum modes (1/numel for mean, 1 for sum) unless
 // `scale_override` is given (kl_div's batchmean).
+// The computation dtype follows torch's type promotion (at::result_type: a dimensioned operand's
+// dtype wins over a 0-d one of the same category). With `integral_ok`, integer and bool operands
+// are accepted (as torch's composite losses accept integer targets) and converted to that dtype;
+// an all-integer call computes in the default float dtype, as torch's exp/log would.
 struct PointwiseCall {
   const char* op;
   const Stub<PointwiseFn>* stub;
@@ -44,6 +48,7 @@ struct PointwiseCall {
   std::vector<bool> grad_mask;
   std::vector<double> params;
   c10::optional<double> scale_override;
+  bool integral_ok = false;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);

@@ -26,3 +26,33 @@ std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tenso
                                                                      std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
+
+// poisson_nll_loss, gaussian_nll_loss, kl_div (csrc/ops/<name>.cpp).
+namespace lossext::ops {
+
+std::tuple<Tensor, Tensor, Tensor> poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input,
+                                                    bool full, double eps, int64_t reduction,
+                                                    std::array<bool, 2> grad_mask);
+std::tuple<Tensor, Tensor> poisson_nll_loss_backward(const Tensor& grad_output, const Tensor& input,
+                                                     const Tensor& target, bool log_input, bool full, double eps,
+                                                     int64_t reduction, std::array<bool, 2> grad_mask);
+
+// var: a tensor, or absent with the float `var_value` for every element.
+std::tuple<Tensor, Tensor, Tensor, Tensor> gaussian_nll_loss(const Tensor& input, const Tensor& target,
+                                                             const OptTensor& var, double var_value, bool full,
+                                                             double eps, int64_t reduction,
+                                                             std::array<bool, 3> grad_mask);
+std::tuple<Tensor, Tensor, Tensor> gaussian_nll_loss_backward(const Tensor& grad_output, const Tensor& input,
+                                                              const Tensor& target, const OptTensor& var,
+                                                              double var_value, bool full, double eps,
+                                                              int64_t reduction, std::array<bool, 3> grad_mask);
+
+// batch_divide: the result divided by input.size(0) (not for a 0-d input), as F.kl_div does for
+// reduction='batchmean' (= reduction sum + batch_divide).
+std::tuple<Tensor, Tensor, Tensor> kl_div(const Tensor& input, const Tensor& target, int64_t reduction,
+                                          bool log_target, bool batch_divide, std::array<bool, 2> grad_mask);
+std::tuple<Tensor, Tensor> kl_div_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
+                                           int64_t reduction, bool log_target, bool batch_divide,
+                                           std::array<bool, 2> grad_mask);
+
+}  // namespace lossext::ops
