@@ -40,6 +40,8 @@ class LossSpec:
     aux: Optional[Callable] = None
     # Tensor args that take part in the default broadcast / dtype promotion.
     operands: Optional[tuple] = None
+    # (bound args) -> dtype of the loss, where it is not the operands' promoted dtype.
+    loss_dtype: Optional[Callable] = None
 
 
 SPECS: dict = {}
@@ -67,7 +69,7 @@ def _broadcast_loss(spec, a):
     names = spec.operands or tuple(k for k, v in a.items() if isinstance(v, torch.Tensor))
     ts = [a[n] for n in names if isinstance(a[n], torch.Tensor)]
     shape = torch.broadcast_shapes(*[t.shape for t in ts])
-    dtype = _promoted(ts)
+    dtype = spec.loss_dtype(a) if spec.loss_dtype else _promoted(ts)
     x = ts[0]
     if x.shape == shape:
         return torch.empty_like(x, dtype=dtype)
@@ -96,12 +98,15 @@ def _make_fake_forward(spec, op):
             loss = spec.none_loss(a) if spec.none_loss else _broadcast_loss(spec, a)
         else:
             names = spec.operands or spec.diff
-            loss = x.new_empty((), dtype=_promoted([a[n] for n in names]))
+            loss = x.new_empty((), dtype=spec.loss_dtype(a) if spec.loss_dtype else _promoted([a[n] for n in names]))
         bshape = _bshape(spec, a)
         grads = []
         for n, m in zip(spec.diff, mask):
             t = a[n]
-            grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
+            if t is None:  # an absent optional argument (weight): an empty tensor like the first
+                grads.append(x.new_empty((0,)))
+            else:
+                grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
         aux = list(spec.aux(a)) if spec.aux else []
         return (loss, *grads, *aux)
 
@@ -115,7 +120,10 @@ def _make_fake_backward(spec, op):
         out = []
         for n, m in zip(spec.diff, a["grad_mask"]):
             t = a[n]
-            out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
+            if t is None:  # an absent optional argument (weight)
+                out.append(a[spec.diff[0]].new_empty((0,)))
+            else:
+                out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
         return tuple(out)
 
     return fake
