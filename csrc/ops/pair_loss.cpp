@@ -2,11 +2,13 @@
 // (see lossext/pair_loss_host.h). Every pass is a pointwise driver call; no ATen math.
 #include <lossext/pair_loss.h>
 #include <lossext/pair_loss_host.h>
-#include <losses/quotient.h>
+#include <losses/sum.h>
 
 #include <c10/core/ScalarType.h>
 
-LOSSEXT_DEFINE_STUB(lossext::quotient_stub, lossext::PointwiseFn);
+#include <cmath>
+
+LOSSEXT_DEFINE_STUB(lossext::sum_stub, lossext::PointwiseFn);
 
 namespace lossext {
 namespace {
@@ -62,29 +64,22 @@ PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, con
   // k = numel(w) / numel(broadcast): see lossext/pair_loss.h. Only with the final loss as operand c.
   call.params.push_back(loss.defined() && nb > 0 ? double(c.input.numel()) / double(nb) : 0.0);
   call.params.insert(call.params.end(), c.params.begin(), c.params.end());
+  // torch's weighted mean of no elements is 0 / sum(w): NaN when the weight is empty too (its sum is
+  // then 0 for sure; with a non-empty weight and an empty target we give 0, torch 0 / sum(w)).
+  if (norm.defined() && nb == 0 && c.weight.numel() == 0) call.scale_override = std::nan("");
   return call;
 }
 
-// sum(t) (0-d, t's dtype) or a / b elementwise, with the quotient stub.
-at::Tensor total(const char* op, const at::Tensor& t) {
-  return pointwise_forward({op, &quotient_stub, {t, at::Tensor()}, 1, Reduction::Sum, {false}, {}, {}})[0];
-}
-at::Tensor divide(const char* op, const at::Tensor& a, const at::Tensor& b) {
-  return pointwise_forward({op, &quotient_stub, {a, b}, 1, Reduction::None, {false}, {}, {}})[0];
-}
-
-// The weighted mean's pieces: n = sum(w), and the final loss when the weight's gradient needs it.
+// The weighted mean's operands: n = sum(w) (0-d, w's dtype, as torch's sum(weight)), and the final
+// loss c when the weight's gradient needs it (one more pass, without gradients).
 struct WeightedMean {
   at::Tensor norm, loss;
 };
 
 WeightedMean weighted_mean(const PairLossCall& c, const Plan& p, bool need_loss) {
   WeightedMean wm;
-  wm.norm = total(c.info->op, c.weight);
-  if (need_loss) {
-    auto r = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, at::Tensor(), {}));
-    wm.loss = divide(c.info->op, r[0], wm.norm);
-  }
+  wm.norm = pointwise_forward({c.info->op, &sum_stub, {c.weight}, 1, Reduction::Sum, {false}, {}, {}})[0];
+  if (need_loss) wm.loss = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, at::Tensor(), {}))[0];
   return wm;
 }
 
@@ -107,10 +102,8 @@ std::vector<at::Tensor> run_forward(const PairLossCall& c) {
   const auto mask = mask_of(c, p);
   std::vector<at::Tensor> r;
   if (p.weighted_mean) {
-    const bool grad_w = mask[2];
-    const WeightedMean wm = weighted_mean(c, p, grad_w);
+    const WeightedMean wm = weighted_mean(c, p, mask[2]);
     r = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, wm.loss, mask));
-    r[0] = grad_w ? wm.loss : divide(c.info->op, r[0], wm.norm);
   } else {
     r = pointwise_forward(loss_call(c, p, p.reduction, at::Tensor(), at::Tensor(), mask));
   }

@@ -12,13 +12,14 @@
 // and PairLoss<Base> is the driver's functor (lossext/pointwise.h). Its operands are
 //   x (input), t (target), w (weight), n (normalizer), c (the final loss),
 // all broadcast to one shape; an absent operand is the constant 1. With weight w and the mean over
-// sum(w) that torch's l1/mse use (loss = sum(w f) / n, n = sum(w) a 0-d tensor):
-//   loss = w f              (the driver sums it; the host divides by n afterwards)
-//   d/dx = w f_x / n,   d/dt = w f_t / n
+// sum(w) that torch's l1/mse use (n = sum(w), a 0-d tensor; the driver sums with scale 1):
+//   loss = w f / n,   d/dx = w f_x / n,   d/dt = w f_t / n
 //   d/dw = (f - k c) / n    with c = the final loss and k = numel(w) / numel(broadcast shape), so
-//                           that summing the k^-1 broadcast copies gives F_j / n - loss / n.
-// Without a weighted mean, n and c are absent and k = 0: every formula is the plain weighted one
-// (and, without weight, exactly f, f_x, f_t: no extra rounding).
+//                           that summing the 1/k broadcast copies gives F_j / n - loss / n.
+// Dividing each term (not the sum) keeps the sum in the driver's double accumulator: a float16
+// sum(w f) above 65504 would overflow before the division. Without a weighted mean, n and c are
+// absent and k = 0: every formula is the plain weighted one (and without weight exactly f, f_x,
+// f_t: no extra rounding).
 #pragma once
 
 #include <lossext/pointwise.h>
@@ -47,7 +48,7 @@ struct PairLoss {
     g[0] = wn * fx;
     g[1] = wn * ft;
     g[2] = (f - V(k) * c) / n;
-    return w * f;
+    return wn * f;
   }
 };
 
