@@ -61,8 +61,12 @@ PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, con
   PointwiseCall call{c.info->op, c.info->stub, {c.input, c.target, c.weight, norm, loss}, p.n_grads, red,
                      std::move(mask), {}, {}};
   const int64_t nb = numel_of(p.shape);
+  const PairMode mode = norm.defined() ? PairMode::kWeightedMean
+                        : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;
+  call.params.resize(kPairBaseParams);
+  call.params[kPairParamMode] = static_cast<double>(mode);
   // k = numel(w) / numel(broadcast): see lossext/pair_loss.h. Only with the final loss as operand c.
-  call.params.push_back(loss.defined() && nb > 0 ? double(c.input.numel()) / double(nb) : 0.0);
+  call.params[kPairParamK] = loss.defined() && nb > 0 ? double(c.input.numel()) / double(nb) : 0.0;
   call.params.insert(call.params.end(), c.params.begin(), c.params.end());
   // torch's weighted mean of no elements is 0 / sum(w): NaN when the weight is empty too (its sum is
   // then 0 for sure; with a non-empty weight and an empty target we give 0, torch 0 / sum(w)).

@@ -17,9 +17,8 @@
 //   d/dw = (f - k c) / n    with c = the final loss and k = numel(w) / numel(broadcast shape), so
 //                           that summing the 1/k broadcast copies gives F_j / n - loss / n.
 // Dividing each term (not the sum) keeps the sum in the driver's double accumulator: a float16
-// sum(w f) above 65504 would overflow before the division. Without a weighted mean, n and c are
-// absent and k = 0: every formula is the plain weighted one (and without weight exactly f, f_x,
-// f_t: no extra rounding).
+// sum(w f) above 65504 would overflow before the division. `mode` (an option, uniform over the
+// call) skips what is absent, so the unweighted loss costs nothing extra: exactly f, f_x, f_t.
 #pragma once
 
 #include <lossext/pointwise.h>
@@ -27,24 +26,41 @@
 
 namespace lossext {
 
-// params[kPairParamK] is k; the Base's own options follow.
-constexpr int kPairParamK = 0;
-constexpr int kPairBaseParams = 1;
+// Options of every pair loss: params[kPairParamMode] (PairMode), params[kPairParamK] (k, above); the
+// Base's own options follow from kPairBaseParams.
+enum class PairMode : int { kUnweighted = 0, kWeighted = 1, kWeightedMean = 2 };
+constexpr int kPairParamMode = 0;
+constexpr int kPairParamK = 1;
+constexpr int kPairBaseParams = 2;
 
 template <class Base>
 struct PairLoss {
   static constexpr int kInputs = 5, kGrads = 3;
   Base base;
+  PairMode mode;
   double k;
   explicit C10_HOST_DEVICE PairLoss(const double* params)
-      : base(params + kPairBaseParams), k(params[kPairParamK]) {}
+      : base(params + kPairBaseParams), mode(static_cast<PairMode>(params[kPairParamMode])),
+        k(params[kPairParamK]) {}
 
   template <class V>
   C10_HOST_DEVICE V operator()(const V (&in)[5], V (&g)[3]) const {
-    const V w = in[2], n = in[3], c = in[4];
     V fx, ft;
     const V f = base(in[0], in[1], fx, ft);
-    const V wn = w / n;
+    if (mode == PairMode::kUnweighted) {
+      g[0] = fx;
+      g[1] = ft;
+      g[2] = f;
+      return f;
+    }
+    const V w = in[2];
+    if (mode == PairMode::kWeighted) {
+      g[0] = w * fx;
+      g[1] = w * ft;
+      g[2] = f;
+      return w * f;
+    }
+    const V n = in[3], c = in[4], wn = w / n;
     g[0] = wn * fx;
     g[1] = wn * ft;
     g[2] = (f - V(k) * c) / n;
