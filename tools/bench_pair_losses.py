@@ -1,6 +1,6 @@
 """Forward + backward time of l1/mse/huber/smooth_l1/soft_margin: lossext vs torch eager and
 torch.compile, on float32 at N elements (default 16M); leaf input requiring grad, target without,
-reduction mean, loss.backward(). Prints the median of --reps runs (ms) and the byte floor
+reduction mean, loss.backward(). Prints the median and min of --reps runs (ms; implementations interleaved) and the byte floor
 (read input and target, write the gradient) at --bandwidth GB/s.
 
 usage: python tools/bench_pair_losses.py [--n 16777216] [--reps 15] [--device cpu] [--bandwidth 7]
@@ -17,21 +17,25 @@ import lossext.functional as LF
 LOSSES = ["mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss"]
 
 
-def bench(fn, x, t, reps, device):
-    def step():
+def bench(fns, x, t, reps, device):
+    """Times each of `fns` (forward + backward), interleaved rep by rep so that a change in the
+    machine's load affects every implementation alike. Returns [(median, min)] in ms."""
+    def step(fn):
         x.grad = None
         fn(x, t).backward()
         if device == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(3):
-        step()
-    times = []
+    for fn in fns:
+        for _ in range(3):
+            step(fn)
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            step(fn)
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return [(statistics.median(ts), min(ts)) for ts in times]
 
 
 def main():
@@ -49,16 +53,15 @@ def main():
     floor = 3 * 4 * args.n / (args.bandwidth * 1e9) * 1e3
     print(f"torch {torch.__version__}, {args.device}, threads {torch.get_num_threads()}, n = {args.n}, "
           f"float32; byte floor {floor:.1f} ms at {args.bandwidth} GB/s")
-    print(f"{'loss':18s} {'lossext':>9s} {'eager':>9s} {'compile':>9s}   (ms, median of {args.reps})")
+    print(f"{'loss':18s} {'lossext':>13s} {'eager':>13s} {'compile':>13s}   ms: median / min of {args.reps}")
     for name in args.losses.split(","):
-        ours = bench(getattr(LF, name), x, t, args.reps, args.device)
-        eager = bench(getattr(F, name), x, t, args.reps, args.device)
-        comp = float("nan")
+        fns = [getattr(LF, name), getattr(F, name)]
         if not args.no_compile:
             torch._dynamo.reset()
-            comp = bench(torch.compile(getattr(F, name)), x, t, args.reps, args.device)
-        print(f"{name:18s} {ours:9.1f} {eager:9.1f} {comp:9.1f}   lossext/floor {ours / floor:.2f}")
-
+            fns.append(torch.compile(getattr(F, name)))
+        res = bench(fns, x, t, args.reps, args.device) + [(float("nan"), float("nan"))]
+        cols = " ".join(f"{m:6.1f} /{lo:5.1f}" for m, lo in res[:3])
+        print(f"{name:18s} {cols}   lossext/floor {res[0][0] / floor:.2f} (min {res[0][1] / floor:.2f})")
 
 if __name__ == "__main__":
     main()
