@@ -421,19 +421,28 @@ def test_module_is_drop_in(spec):
 
 
 def test_deterministic_across_threads():
-    # Fixed chunks, double partials added in order: same bits for any thread count.
-    x = torch.randn(1_000_003, requires_grad=True)
-    t = torch.randn(1_000_003)
+    # Fixed chunks, double partials added in order: same bits for any thread count, including the
+    # broadcast gradients summed by sum_to_size (one output; columns; rows; many small sums).
+    cases = [((1_000_003,), (1_000_003,)), ((), (1_000_003,)), ((1, 513), (2001, 513)),
+             ((2001, 1), (2001, 513)), ((100_003, 1), (100_003, 3))]
     threads = torch.get_num_threads()
     try:
         for spec in SPECS:
-            results = []
-            for n in (1, 2):
-                torch.set_num_threads(n)
-                loss = spec.ours(x, t)
-                results.append((loss, torch.autograd.grad(loss, x)[0]))
-            assert torch.equal(results[0][0], results[1][0]), spec.name
-            assert torch.equal(results[0][1], results[1][1]), spec.name
+            for xs, ts in cases:
+                if spec.target_within_input:
+                    xs, ts = ts, xs
+                x = torch.randn(xs, requires_grad=True)
+                t = torch.randn(ts, requires_grad=True)
+                results = []
+                for n in (1, 2, 3):
+                    torch.set_num_threads(n)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        loss = spec.ours(x, t)
+                    results.append((loss, *torch.autograd.grad(loss, (x, t))))
+                for r in results[1:]:
+                    for a, b in zip(results[0], r):
+                        assert torch.equal(a, b), (spec.name, xs, ts)
     finally:
         torch.set_num_threads(threads)
 
