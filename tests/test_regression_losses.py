@@ -367,6 +367,33 @@ def test_opcheck(spec, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spec", SPEC_PARAMS)
+def test_backward_op_matches_torch(spec, device):
+    # The backward op recomputes the gradients from the inputs (autograd uses it for reduction
+    # 'none', and whenever the forward did not compute them in its pass): grad_output * d loss.
+    opt = spec.options[-1]
+    bcast = ((6, 5), (5,)) if spec.target_within_input else ((6, 1), (6, 5))
+    for xs, ts in [((6, 5), (6, 5)), bcast]:
+        for weighted in ([False, True] if spec.weight else [False]):
+            for red, rname in enumerate(REDUCTIONS):
+                x = torch.randn(xs, dtype=torch.float64, device=device, requires_grad=True)
+                t = _target(spec, ts, torch.float64, device).requires_grad_()
+                w = _weight(xs, torch.float64, device).requires_grad_() if weighted else None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    kw = dict(opt, reduction=rname, **({"weight": w} if weighted else {}))
+                    ref = spec.ref(x, t, **kw)
+                go = torch.randn(ref.shape, dtype=torch.float64, device=device)
+                leaves = [x, t] + ([w] if weighted else [])
+                expected = torch.autograd.grad(ref, leaves, go)
+                args = spec.op_args(x.detach(), t.detach(), None if w is None else w.detach(), red, opt,
+                                    [True, True, True])
+                got = getattr(OPS, spec.name + "_backward")(go, *args)
+                for i, (g, e) in enumerate(zip(got, expected)):
+                    assert_close(g, e, torch.float64, f"{spec.name} {rname} {xs} {ts} grad {i}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("spec", SPEC_PARAMS)
 def test_compile_fullgraph(spec, reduction, device):
