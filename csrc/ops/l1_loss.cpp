@@ -1,5 +1,5 @@
-// l1_loss: the op's argument checks and options; the math is losses/l1_loss.h, the shared host
-// rules are ops/pair_loss.cpp.
+// l1_loss: the op's argument checks and options. The math: losses/l1_loss.h; the rules
+// shared by the pair losses: ops/pair_loss.cpp.
 #include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/l1_loss.h>
@@ -10,7 +10,8 @@ LOSSEXT_DEFINE_STUB(lossext::l1_loss_stub, lossext::PointwiseFn);
 
 namespace lossext::ops {
 
-PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction) {
+PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                          int64_t reduction) {
   static const PairLossInfo info{"l1_loss", &l1_loss_stub, /*mean_over_weight_sum=*/true};
   return {&info, input, target, weight.value_or(Tensor()), reduction, {}};
 }
@@ -18,8 +19,11 @@ PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTe
 }  // namespace lossext::ops
 
 TORCH_LIBRARY_FRAGMENT(lossext, m) {
-  m.def("l1_loss(Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor, Tensor)");
-  m.def("l1_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("l1_loss(Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("l1_loss_backward(Tensor grad_output, "
+        "Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {

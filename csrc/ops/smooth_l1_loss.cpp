@@ -1,5 +1,5 @@
-// smooth_l1_loss: the op's argument checks and options; the math is losses/smooth_l1_loss.h, the shared host
-// rules are ops/pair_loss.cpp.
+// smooth_l1_loss: the op's argument checks and options. The math: losses/smooth_l1_loss.h; the rules
+// shared by the pair losses: ops/pair_loss.cpp.
 #include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/smooth_l1_loss.h>
@@ -19,8 +19,11 @@ PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int6
 }  // namespace lossext::ops
 
 TORCH_LIBRARY_FRAGMENT(lossext, m) {
-  m.def("smooth_l1_loss(Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) -> (Tensor, Tensor, Tensor)");
-  m.def("smooth_l1_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) -> (Tensor, Tensor)");
+  m.def("smooth_l1_loss(Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("smooth_l1_loss_backward(Tensor grad_output, "
+        "Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) "
+        "-> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {

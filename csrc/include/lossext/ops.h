@@ -30,7 +30,8 @@ std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tenso
 // these call builders (csrc/ops/<loss>.cpp).
 PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction);
 PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction);
-PairLossCall huber_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction, double delta);
+PairLossCall huber_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
+                             double delta);
 PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta);
 PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction);
 
