@@ -41,8 +41,10 @@ def binary_cross_entropy_with_logits(
 # --- l1_loss, mse_loss, huber_loss, smooth_l1_loss, soft_margin_loss --------------------------------
 
 def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:
-    # torch's warning, attributed (stacklevel) to the caller of the functional.
-    if target.size() != input.size():
+    # torch's warning, attributed (stacklevel) to the caller of the functional. Not while dynamo
+    # traces (warnings.warn would break a fullgraph compile; torch's compiled losses warn only
+    # once, at trace time, anyway).
+    if target.size() != input.size() and not torch.compiler.is_compiling():
         warnings.warn(
             f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
             "This will likely lead to incorrect results due to broadcasting. "

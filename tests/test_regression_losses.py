@@ -410,6 +410,17 @@ def test_compile_fullgraph(spec, reduction, device):
     torch.testing.assert_close(a, b)
     g = torch.randn(a.shape, device=device)
     torch.testing.assert_close(torch.autograd.grad(a, x, g)[0], torch.autograd.grad(b, x, g)[0])
+    # Broadcasting (the functional's warning path) compiles as one graph too.
+    xb = torch.randn(6, 1, device=device, requires_grad=True)
+    tb = _target(spec, (6, 5), torch.float32, device)
+    if spec.target_within_input:
+        xb, tb = tb.clone().requires_grad_(), torch.randn(6, 1, device=device)
+    kw.pop("weight", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, b = f(xb, tb, **kw), spec.ref(xb, tb, **kw)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(torch.autograd.grad(a.sum(), xb)[0], torch.autograd.grad(b.sum(), xb)[0])
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
