@@ -15,9 +15,11 @@
 // sum(w) that torch's l1/mse use (n = sum(w), a 0-d tensor; the driver sums with scale 1):
 //   loss = w f / n,   d/dx = w f_x / n,   d/dt = w f_t / n
 //   d/dw = (f - k c) / n    with c = the final loss and k = numel(w) / numel(broadcast shape), so
-//                           that summing the 1/k broadcast copies gives F_j / n - loss / n.
+//                           that summing the 1/k broadcast copies of w_j gives the exact
+//                           d loss / d w_j = F_j / n - loss / n  (F_j: the sum of f over those copies).
 // Dividing each term (not the sum) keeps the sum in the driver's double accumulator: a float16
-// sum(w f) above 65504 would overflow before the division. `mode` (an option, uniform over the
+// sum(w f) above 65504 would overflow before the division. It differs from torch's sum / sum(w)
+// only when sum(w) is exactly 0 with weights of both signs (NaN here, +-inf in torch). `mode` (an option, uniform over the
 // call) skips what is absent, so the unweighted loss costs nothing extra: exactly f, f_x, f_t.
 #pragma once
 
