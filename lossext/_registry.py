@@ -43,6 +43,8 @@ class LossSpec:
     # (bound args) -> bound args with operands replaced by the views the kernel broadcasts
     # (gaussian_nll_loss unsqueezes a var that lacks input's last dimension). Default: as given.
     views: Optional[Callable] = None
+    # (bound args) -> dtype of the loss, where it is not the operands' promoted dtype.
+    loss_dtype: Optional[Callable] = None
 
 
 SPECS: dict = {}
@@ -85,7 +87,7 @@ def _broadcast_loss(spec, a):
     names = spec.operands or tuple(k for k, v in a.items() if isinstance(v, torch.Tensor))
     ts = [a[n] for n in names if isinstance(a[n], torch.Tensor)]
     shape = torch.broadcast_shapes(*[t.shape for t in ts])
-    dtype = _promoted(ts)
+    dtype = spec.loss_dtype(a) if spec.loss_dtype else _promoted(ts)
     x = ts[0]
     if x.shape == shape:
         return torch.empty_like(x, dtype=dtype)
@@ -120,12 +122,12 @@ def _make_fake_forward(spec, op):
         else:
             names = spec.operands or spec.diff
             v = _views(spec, a)
-            loss = x.new_empty((), dtype=_promoted([v[n] for n in names]))
+            loss = x.new_empty((), dtype=spec.loss_dtype(a) if spec.loss_dtype else _promoted([v[n] for n in names]))
         bshape = _bshape(spec, a)
         grads = []
         for n, m in zip(spec.diff, mask):
             t = a[n]
-            if t is None:  # an absent optional operand: "not computed", in input's dtype
+            if t is None:  # an absent optional operand (weight, a float var): "not computed"
                 grads.append(x.new_empty((0,)))
             else:
                 grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
@@ -142,7 +144,7 @@ def _make_fake_backward(spec, op):
         out = []
         for n, m in zip(spec.diff, a["grad_mask"]):
             t = a[n]
-            if t is None:
+            if t is None:  # an absent optional operand
                 out.append(a[spec.diff[0]].new_empty((0,)))
             else:
                 out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))

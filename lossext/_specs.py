@@ -1,9 +1,35 @@
 """The table of lossext ops: one row per loss (see _registry.py for what a row derives)."""
+import torch
+
 from ._registry import LossSpec, register_all
+
+
+def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
+    """The loss dtype of l1/mse/huber/smooth_l1/soft_margin (csrc/include/lossext/pair_loss_host.h):
+    promoted (or the input's), then promoted with the weight as torch's `loss * weight` does."""
+    def dtype(a):
+        x, t, w = a["input"], a["target"], a.get("weight")
+        dt = x.dtype if loss_in_input_dtype else torch.promote_types(x.dtype, t.dtype)
+        if w is not None:
+            scalar_loss = len(torch.broadcast_shapes(x.shape, t.shape)) == 0
+            if w.dim() > 0 or scalar_loss or (mean_over_weight_sum and a["reduction"] == 1):
+                dt = torch.promote_types(dt, w.dtype)
+        return dt
+    return dtype
+
 
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight")),
+    LossSpec("l1_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(False, True)),
+    LossSpec("mse_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(False, True)),
+    LossSpec("huber_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(True, False)),
+    LossSpec("smooth_l1_loss", diff=("input", "target"), operands=("input", "target")),
+    LossSpec("soft_margin_loss", diff=("input", "target"), operands=("input", "target"),
+             loss_dtype=_pair_loss_dtype(True, False)),
 ]
 
 

@@ -12,6 +12,11 @@ from . import functional as F
 
 __all__ = [
     "BCEWithLogitsLoss",
+    "L1Loss",
+    "MSELoss",
+    "HuberLoss",
+    "SmoothL1Loss",
+    "SoftMarginLoss",
 ]
 
 
@@ -47,3 +52,38 @@ class KLDivLoss(torch.nn.KLDivLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class L1Loss(torch.nn.L1Loss):
+    __doc__ = torch.nn.L1Loss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class MSELoss(torch.nn.MSELoss):
+    __doc__ = torch.nn.MSELoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class HuberLoss(torch.nn.HuberLoss):
+    __doc__ = torch.nn.HuberLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class SmoothL1Loss(torch.nn.SmoothL1Loss):
+    __doc__ = torch.nn.SmoothL1Loss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class SoftMarginLoss(torch.nn.SoftMarginLoss):
+    __doc__ = torch.nn.SoftMarginLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.soft_margin_loss(input, target, reduction=self.reduction)

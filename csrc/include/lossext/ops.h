@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
+#include <lossext/pair_loss_host.h>
 
 #include <array>
 #include <tuple>
@@ -24,6 +25,15 @@ std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tenso
                                                                      const Tensor& target, const OptTensor& weight,
                                                                      const OptTensor& pos_weight, int64_t reduction,
                                                                      std::array<bool, 2> grad_mask);
+
+// The (input, target[, weight]) losses: the op wrappers of lossext/pointwise_op.h are built from
+// these call builders (csrc/ops/<loss>.cpp).
+PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction);
+PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction);
+PairLossCall huber_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
+                             double delta);
+PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta);
+PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction);
 
 }  // namespace lossext::ops
 

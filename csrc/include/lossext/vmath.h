@@ -33,6 +33,8 @@ template <class T> C10_HOST_DEVICE inline T max(T a, T b) { return (a != a || a 
 template <class T> C10_HOST_DEVICE inline T min(T a, T b) { return (a != a || a < b) ? a : b; }
 template <class T> C10_HOST_DEVICE inline T where(bool m, T a, T b) { return m ? a : b; }
 template <class T> C10_HOST_DEVICE inline bool isnan(T x) { return x != x; }
+// -1, 0 or 1; 0 for NaN, as torch's sign/sgn on the CPU (the L1 gradient at a zero difference is 0).
+template <class T> C10_HOST_DEVICE inline T sign(T x) { return T(x > T(0)) - T(x < T(0)); }
 
 #ifdef LOSSEXT_VMATH_VEC
 using at::vec::Vectorized;
@@ -48,6 +50,11 @@ inline Vectorized<T> where(const Vectorized<T>& m, const Vectorized<T>& a, const
   return Vectorized<T>::blendv(b, a, m);
 }
 template <class T> inline Vectorized<T> isnan(const Vectorized<T>& x) { return x.isnan(); }
+template <class T>
+inline Vectorized<T> sign(const Vectorized<T>& x) {
+  const Vectorized<T> zero(0), one(1);
+  return Vectorized<T>::blendv(zero, one, x > zero) - Vectorized<T>::blendv(zero, one, x < zero);
+}
 #endif
 
 }  // namespace lossext::vm

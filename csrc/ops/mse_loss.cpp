@@ -1,0 +1,31 @@
+// mse_loss: the op's argument checks and options. The math: losses/mse_loss.h; the rules
+// shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
+#include <losses/mse_loss.h>
+
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::mse_loss_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+
+PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                           int64_t reduction) {
+  static const PairLossInfo info{"mse_loss", &mse_loss_stub, /*mean_over_weight_sum=*/true};
+  return {&info, input, target, weight.value_or(Tensor()), reduction, {}};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("mse_loss(Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("mse_loss_backward(Tensor grad_output, "
+        "Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  LOSSEXT_POINTWISE_OP_IMPL(m, mse_loss, lossext::ops::mse_loss_call, 3);
+}

@@ -1,0 +1,134 @@
+// Host code of the (input, target[, weight]) losses: checks, dtype rules and the weighted mean
+// (see lossext/pair_loss_host.h). Every pass is a pointwise driver call; no ATen math.
+#include <lossext/pair_loss.h>
+#include <lossext/pair_loss_host.h>
+#include <losses/sum.h>
+
+#include <c10/core/ScalarType.h>
+
+#include <cmath>
+
+LOSSEXT_DEFINE_STUB(lossext::sum_stub, lossext::PointwiseFn);
+
+namespace lossext {
+namespace {
+
+struct Plan {
+  Reduction reduction;
+  std::vector<int64_t> shape;  // input and target broadcast
+  bool weighted_mean;          // mean = sum(w f) / sum(w)
+  at::ScalarType loss_dtype;
+  int n_grads;                 // 3 with a weight, else 2
+};
+
+Plan make_plan(const PairLossCall& c) {
+  const char* op = c.info->op;
+  Plan p;
+  p.reduction = to_reduction(c.reduction, op);
+  TORCH_CHECK(c.input.defined() && c.target.defined(), op, ": input and target must be tensors");
+  check_floating(op, "input", c.input);
+  check_floating(op, "target", c.target);
+  if (c.weight.defined()) check_floating(op, "weight", c.weight);
+  check_same_device(op, c.input, {&c.target, &c.weight});
+  p.shape = broadcast_shape(op, {c.input, c.target}, {"input", "target"});
+  TORCH_CHECK(!c.info->target_within_input || c.input.sizes().equals(p.shape), op, ": target of shape ",
+              shape_str(c.target.sizes()), " would broadcast the input of shape ", shape_str(c.input.sizes()),
+              " to ", shape_str(p.shape), "; the output must have the input's shape");
+  TORCH_CHECK_VALUE(!c.weight.defined() || c.weight.sizes().equals(c.input.sizes()), op,
+                    ": Weights and input must have the same size, but got weight of shape ",
+                    shape_str(c.weight.sizes()), " and input of shape ", shape_str(c.input.sizes()));
+  p.weighted_mean = c.weight.defined() && c.info->mean_over_weight_sum && p.reduction == Reduction::Mean;
+  at::ScalarType dt = c.info->loss_in_input_dtype ? c.input.scalar_type()
+                                                  : c10::promoteTypes(c.input.scalar_type(), c.target.scalar_type());
+  // torch computes `loss * weight` (then `sum / sum(weight)` for l1/mse's mean): a 0-d weight (of a
+  // 0-d input) does not promote a loss that has dimensions; the 0-d sums of the mean do promote.
+  if (c.weight.defined() && (c.weight.dim() > 0 || p.shape.empty() || p.weighted_mean))
+    dt = c10::promoteTypes(dt, c.weight.scalar_type());
+  p.loss_dtype = dt;
+  p.n_grads = c.weight.defined() ? 3 : 2;
+  return p;
+}
+
+int64_t numel_of(at::IntArrayRef shape) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+// The driver call of the loss itself. `norm` and `loss` are the 0-d n and c operands (or undefined).
+PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, const at::Tensor& norm,
+                        const at::Tensor& loss, std::vector<bool> mask) {
+  PointwiseCall call{c.info->op, c.info->stub, {c.input, c.target, c.weight, norm, loss}, p.n_grads, red,
+                     std::move(mask), {}, {}};
+  const int64_t nb = numel_of(p.shape);
+  const PairMode mode = norm.defined() ? PairMode::kWeightedMean
+                        : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;
+  call.params.resize(kPairBaseParams);
+  call.params[kPairParamMode] = static_cast<double>(mode);
+  // k = numel(w) / numel(broadcast): see lossext/pair_loss.h. Only with the final loss as operand c.
+  call.params[kPairParamK] = loss.defined() && nb > 0 ? double(c.input.numel()) / double(nb) : 0.0;
+  call.params.insert(call.params.end(), c.params.begin(), c.params.end());
+  // torch's weighted mean of no elements is 0 / sum(w): NaN when the weight is empty too (its sum is
+  // then 0 for sure; with a non-empty weight and an empty target we give 0, torch 0 / sum(w)).
+  if (norm.defined() && nb == 0 && c.weight.numel() == 0) call.scale_override = std::nan("");
+  return call;
+}
+
+// The weighted mean's operands: n = sum(w) (0-d, w's dtype, as torch's sum(weight)), and the final
+// loss c when the weight's gradient needs it (one more pass, without gradients).
+struct WeightedMean {
+  at::Tensor norm, loss;
+};
+
+WeightedMean weighted_mean(const PairLossCall& c, const Plan& p, bool need_loss) {
+  WeightedMean wm;
+  wm.norm = pointwise_forward({c.info->op, &sum_stub, {c.weight}, 1, Reduction::Sum, {false}, {}, {}})[0];
+  if (need_loss) wm.loss = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, at::Tensor(), {}))[0];
+  return wm;
+}
+
+std::vector<bool> mask_of(const PairLossCall& c, const Plan& p) {
+  std::vector<bool> m(c.grad_mask.begin(), c.grad_mask.end());
+  m.resize(p.n_grads, false);
+  return m;
+}
+
+// grads for the op's schema: K = grad_mask.size() outputs, the weight's empty when there is none.
+void append_grads(const PairLossCall& c, std::vector<at::Tensor>& out, const std::vector<at::Tensor>& grads) {
+  for (size_t k = 0; k < c.grad_mask.size(); ++k)
+    out.push_back(k < grads.size() ? grads[k] : not_computed(c.input));
+}
+
+}  // namespace
+
+std::vector<at::Tensor> run_forward(const PairLossCall& c) {
+  const Plan p = make_plan(c);
+  const auto mask = mask_of(c, p);
+  std::vector<at::Tensor> r;
+  if (p.weighted_mean) {
+    const WeightedMean wm = weighted_mean(c, p, mask[2]);
+    r = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, wm.loss, mask));
+  } else {
+    r = pointwise_forward(loss_call(c, p, p.reduction, at::Tensor(), at::Tensor(), mask));
+  }
+  std::vector<at::Tensor> out{r[0].scalar_type() == p.loss_dtype ? r[0] : r[0].to(p.loss_dtype)};
+  append_grads(c, out, {r.begin() + 1, r.end()});
+  return out;
+}
+
+std::vector<at::Tensor> run_backward(const PairLossCall& c, const at::Tensor& grad_output) {
+  const Plan p = make_plan(c);
+  const auto mask = mask_of(c, p);
+  std::vector<at::Tensor> g;
+  if (p.weighted_mean) {
+    const WeightedMean wm = weighted_mean(c, p, mask[2]);
+    g = pointwise_backward(loss_call(c, p, Reduction::Sum, wm.norm, wm.loss, mask), grad_output);
+  } else {
+    g = pointwise_backward(loss_call(c, p, p.reduction, at::Tensor(), at::Tensor(), mask), grad_output);
+  }
+  std::vector<at::Tensor> out;
+  append_grads(c, out, g);
+  return out;
+}
+
+}  // namespace lossext

@@ -1,0 +1,31 @@
+// smooth_l1_loss: the op's argument checks and options. The math: losses/smooth_l1_loss.h; the rules
+// shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
+#include <losses/smooth_l1_loss.h>
+
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::smooth_l1_loss_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+
+PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta) {
+  TORCH_CHECK(beta >= 0, "smooth_l1_loss does not support negative values for beta (got ", beta, ")");
+  static const PairLossInfo info{"smooth_l1_loss", &smooth_l1_loss_stub};
+  return {&info, input, target, Tensor(), reduction, {beta}};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("smooth_l1_loss(Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("smooth_l1_loss_backward(Tensor grad_output, "
+        "Tensor input, Tensor target, int reduction, float beta, bool[2] grad_mask) "
+        "-> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  LOSSEXT_POINTWISE_OP_IMPL(m, smooth_l1_loss, lossext::ops::smooth_l1_loss_call, 2);
+}

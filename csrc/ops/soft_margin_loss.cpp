@@ -1,0 +1,31 @@
+// soft_margin_loss: the op's argument checks and options. The math: losses/soft_margin_loss.h; the rules
+// shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
+#include <losses/soft_margin_loss.h>
+
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::soft_margin_loss_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+
+PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction) {
+  static const PairLossInfo info{"soft_margin_loss", &soft_margin_loss_stub, false, /*loss_in_input_dtype=*/true,
+                                 /*target_within_input=*/true};
+  return {&info, input, target, Tensor(), reduction, {}};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("soft_margin_loss(Tensor input, Tensor target, int reduction, bool[2] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("soft_margin_loss_backward(Tensor grad_output, "
+        "Tensor input, Tensor target, int reduction, bool[2] grad_mask) "
+        "-> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  LOSSEXT_POINTWISE_OP_IMPL(m, soft_margin_loss, lossext::ops::soft_margin_loss_call, 2);
+}
