@@ -116,7 +116,8 @@ def _make_fake_backward(spec, op):
         for n, m in zip(spec.diff, a["grad_mask"]):
             t = a[n]
             out.append(_grad_like(t, bshape) if m else t.new_empty((0,)))
-        return tuple(out)
+        # A loss with one differentiable argument has a backward op returning a single Tensor.
+        return out[0] if len(op._schema.returns) == 1 else tuple(out)
 
     return fake
 
@@ -180,6 +181,8 @@ def _make_autograd(spec, op, bwd):
         aux = saved[len(ctx.tensor_pos):]
         # args = forward args; drop the trailing grad_mask, append aux and the backward's mask.
         grads = bwd(grad_loss, *args[:-1], *aux, list(ctx.needs))
+        if isinstance(grads, torch.Tensor):  # a single differentiable argument
+            grads = (grads,)
         for p, nd, g in zip(diff_pos, ctx.needs, grads):
             if nd:
                 result[p] = g
