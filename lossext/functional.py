@@ -58,6 +58,9 @@ class _CrossEntropyInplace(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, reduction, ignore_index, label_smoothing):
         loss = _ops.cross_entropy_inplace(input, target, weight, reduction, ignore_index, label_smoothing)
+        # The logits changed: bump their version so that any other node that saved them raises
+        # "modified by an inplace operation" in its backward instead of using the gradient as logits.
+        torch.autograd.graph.increment_version(input)
         # A detached alias, not save_for_backward: a saved reference would make AccumulateGrad copy
         # the 0.5 GB gradient of a leaf instead of adopting it.
         ctx.grad = input.detach()

@@ -21,15 +21,6 @@ inline Vectorized<M> vld(const M* p, int64_t cnt) {
   return cnt == Vectorized<M>::size() ? Vectorized<M>::loadu(p) : Vectorized<M>::loadu(p, cnt);
 }
 
-// v with `b` subtracted in one lane.
-template <class M>
-inline Vectorized<M> sub_lane(const Vectorized<M>& v, int64_t lane, M b) {
-  alignas(64) M tmp[Vectorized<M>::size()];
-  v.store(tmp);
-  tmp[lane] -= b;
-  return Vectorized<M>::loadu(tmp);
-}
-
 template <class T, int K>
 struct CELoop {
   using M = math_t<T>;
@@ -103,23 +94,32 @@ struct CELoop {
     return static_cast<M>(hsum(sy));
   }
 
-  // Pass 2: g (if set) and gt (if set) of one row; t = the class target (-1: none).
-  void row_pass2(const T* x, const T* y, T* g, T* gt, M lse, const CECoef<M>& cf, int64_t t) const {
+  // Pass 2 over one row: g (if set) and gt (if set). Class targets: the [c == t] term is added
+  // afterwards, from x_t saved before the sweep (in place, x_t is overwritten).
+  template <bool kFull>
+  inline void row_pass2_vec(const T* x, const T* y, T* g, T* gt, int64_t j, int64_t cnt, const V& vl, const V& va,
+                            const V& vby, const V& ve, const V& vnby) const {
+    if constexpr (kFull) cnt = L;
+    const V xv = vload(x + j, cnt);
+    const V wj = Tr::kW ? vld(wv.data + j, cnt) : V(1);
+    const V yv = Tr::kProb ? vload(y + j, cnt) : V(0);
+    if (g) vstore(g + j, ce_grad<K>((xv - vl).exp_u20(), yv, wj, va, vby, ve), cnt);
+    if constexpr (Tr::kProb) {
+      if (gt) vstore(gt + j, vnby * wj * (xv - vl), cnt);
+    }
+  }
+
+  void row_pass2(const T* x, const T* y, T* g, T* gt, M lse, const CECoef<M>& cf, int64_t t, M xt) const {
     const V vl(lse), va(cf.a), vby(cf.by), ve(cf.e), vnby(-cf.by);
-    const M* w = wv.data;
-    for (int64_t j = 0; j < a.C; j += L) {
-      const int64_t cnt = std::min<int64_t>(L, a.C - j);
-      const V xv = vload(x + j, cnt);
-      const V wj = Tr::kW ? vld(w + j, cnt) : V(1);
-      const V yv = Tr::kProb ? vload(y + j, cnt) : V(0);
-      if (g) {
-        V gv = ce_grad<K>((xv - vl).exp_u20(), yv, wj, va, vby, ve);
-        if (t >= j && t < j + cnt) gv = sub_lane(gv, t - j, cf.b);
-        vstore(g + j, gv, cnt);
-      }
-      if constexpr (Tr::kProb) {
-        if (gt) vstore(gt + j, vnby * wj * (xv - vl), cnt);
-      }
+    const int64_t C = a.C;
+    int64_t j = 0;
+    for (; j + 4 * L <= C; j += 4 * L) {
+      for (int u = 0; u < 4; ++u) row_pass2_vec<true>(x, y, g, gt, j + u * L, L, vl, va, vby, ve, vnby);
+    }
+    for (; j < C; j += L) row_pass2_vec<false>(x, y, g, gt, j, std::min<int64_t>(L, C - j), vl, va, vby, ve, vnby);
+    if (g && t >= 0) {
+      const M wt = Tr::kW ? wv.data[t] : M(1);
+      g[t] = static_cast<T>(cf.a * std::exp(xt - lse) - wt * cf.e - cf.b);
     }
   }
 
@@ -132,7 +132,7 @@ struct CELoop {
       T* gt = at<T>(a.grad_target, kRowGradTarget, n, s);
       const Stats st = row_pass1(x, y);
       *lse_out = st.lse;
-      if (g || gt) row_pass2(x, y, g, gt, st.lse, ce_prob_coef(k, st.sy, r, st.lse), -1);
+      if (g || gt) row_pass2(x, y, g, gt, st.lse, ce_prob_coef(k, st.sy, r, st.lse), -1, M(0));
       return ce_prob_loss(k, st.lse, st.sy, st.syx, st.sx);
     } else {
       const ClassSample cs = sample_of(a, n, s);
@@ -144,8 +144,9 @@ struct CELoop {
       const Stats st = row_pass1(x, nullptr);
       *lse_out = st.lse;
       const M wt = wv.data ? wv.data[cs.cls] : M(1);
-      const M loss = ce_class_loss(k, wt, st.lse, static_cast<M>(x[cs.cls]), st.sx);  // before g overwrites x
-      if (g) row_pass2(x, nullptr, g, nullptr, st.lse, ce_class_coef(k, wt, r, st.lse), cs.cls);
+      const M xt = static_cast<M>(x[cs.cls]);  // before pass 2 may overwrite it (in place)
+      const M loss = ce_class_loss(k, wt, st.lse, xt, st.sx);
+      if (g) row_pass2(x, nullptr, g, nullptr, st.lse, ce_class_coef(k, wt, r, st.lse), cs.cls, xt);
       return loss;
     }
   }
@@ -156,7 +157,7 @@ struct CELoop {
     if constexpr (Tr::kProb) {
       const T* y = at<const T>(a.target, kRowTarget, n, s);
       T* gt = at<T>(a.grad_target, kRowGradTarget, n, s);
-      row_pass2(x, y, g, gt, lse, ce_prob_coef(k, row_sum_wy(y), r, lse), -1);
+      row_pass2(x, y, g, gt, lse, ce_prob_coef(k, row_sum_wy(y), r, lse), -1, M(0));
     } else {
       const ClassSample cs = sample_of(a, n, s);
       if (!cs.active) {
@@ -164,7 +165,7 @@ struct CELoop {
         return;
       }
       const M wt = wv.data ? wv.data[cs.cls] : M(1);
-      row_pass2(x, nullptr, g, nullptr, lse, ce_class_coef(k, wt, r, lse), cs.cls);
+      row_pass2(x, nullptr, g, nullptr, lse, ce_class_coef(k, wt, r, lse), cs.cls, static_cast<M>(x[cs.cls]));
     }
   }
 

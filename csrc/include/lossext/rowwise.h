@@ -112,7 +112,7 @@ C10_HOST_DEVICE inline M denominator_weight(const RowwiseArgs& a, const ClassSam
 
 // The denominator of the mean that needs no data: probability targets divide by the number of
 // samples (NaN for an empty input, as torch). Class targets sum denominator_weight instead.
-inline double prob_mean_denominator(const RowwiseArgs& a) {
+C10_HOST_DEVICE inline double prob_mean_denominator(const RowwiseArgs& a) {
   return a.C == 0 ? 0.0 : static_cast<double>(a.N) * static_cast<double>(a.S);
 }
 

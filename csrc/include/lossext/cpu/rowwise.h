@@ -139,13 +139,18 @@ struct LaneLse {
 
   template <int U>
   inline void add(const V (&x)[U]) {
-    V bm = x[0];
-    for (int u = 1; u < U; ++u) bm = at::vec::maximum(bm, x[u]);
-    const V mn = at::vec::maximum(m, bm);
-    V s = (m - mn).exp_u20() * z;
-    for (int u = 0; u < U; ++u) s = s + (x[u] - mn).exp_u20();
+    // Trees, not chains: the only loop-carried dependencies are one max (m) and one fma (z).
+    V bm[U];
+    for (int u = 0; u < U; ++u) bm[u] = x[u];
+    for (int w = 1; w < U; w *= 2)
+      for (int u = 0; u + w < U; u += 2 * w) bm[u] = at::vec::maximum(bm[u], bm[u + w]);
+    const V mn = at::vec::maximum(m, bm[0]);
+    V e[U];
+    for (int u = 0; u < U; ++u) e[u] = (x[u] - mn).exp_u20();
+    for (int w = 1; w < U; w *= 2)
+      for (int u = 0; u + w < U; u += 2 * w) e[u] = e[u] + e[u + w];
+    z = at::vec::fmadd(z, (m - mn).exp_u20(), e[0]);
     m = mn;
-    z = s;
   }
 
   // Per-lane lse (spatial layout: each lane is a row); NaN for non-finite results.
