@@ -38,4 +38,17 @@ SPECS += [
     LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight")),
 ]
 
+
+# The opt-in in-place gradient pair (lossext.functional.cross_entropy(inplace_backward=True)).
+@torch.library.register_fake("lossext::cross_entropy_inplace")
+def _cross_entropy_inplace_fake(input, target, weight, reduction, ignore_index, label_smoothing):
+    a = {"input": input, "target": target, "weight": weight}
+    return _rowwise_none_loss(a) if reduction == 0 else input.new_empty((), dtype=_rowwise_dtype(a))
+
+
+@torch.library.register_fake("lossext::cross_entropy_inplace_backward")
+def _cross_entropy_inplace_backward_fake(grad, grad_output, reduction):
+    return None
+
+
 register_all(SPECS)

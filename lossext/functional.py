@@ -98,10 +98,10 @@ def cross_entropy(
     over `input` itself (no second logits-sized buffer), and the backward returns that memory as the
     gradient. `input` is overwritten (its values are gone after the call) and the backward can run
     once. It applies when `input` is a contiguous floating tensor that requires grad (and the
-    target does not); otherwise, and under torch.compile, the ordinary path runs.
+    target does not); otherwise the ordinary path runs. Works under torch.compile.
     """
     r = reduction_enum(reduction, size_average, reduce)
-    if inplace_backward and not torch.compiler.is_compiling() and _inplace_usable(input, target, weight):
+    if inplace_backward and _inplace_usable(input, target, weight):
         return _CrossEntropyInplace.apply(input, target, weight, r, ignore_index, float(label_smoothing))
     return _ops.cross_entropy(input, target, weight, r, ignore_index, float(label_smoothing),
                               grad_mask(input, target))[0]

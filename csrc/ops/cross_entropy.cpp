@@ -13,6 +13,12 @@ namespace lossext::ops {
 namespace {
 constexpr RowwiseSpec kSpec{"cross_entropy", /*allow_prob=*/true, /*need_layout=*/true};
 
+// Only probability targets have a gradient.
+void check_target_mask(const RowwiseProblem& p, std::array<bool, 2> grad_mask) {
+  TORCH_CHECK(!grad_mask[1] || p.args.prob, "cross_entropy: grad_mask[1] asks for the gradient of class-index ",
+              "targets (dtype ", p.target_dtype, "), which have none");
+}
+
 void run(const RowwiseProblem& p) {
   c10::OptionalDeviceGuard guard(p.input.device());
   cross_entropy_stub(p.input.device().type())(p.args);
@@ -37,6 +43,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, co
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
   RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, label_smoothing,
                                      reduce && grad_mask[0], reduce && grad_mask[1]);
+  check_target_mask(p, grad_mask);
   auto [loss, lse] = forward(p);
   return {loss, rowwise_finish_grad(p.grad_input, input, p.input_dtype),
           rowwise_finish_grad(p.grad_target, target, p.target_dtype), lse};
@@ -48,6 +55,7 @@ std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, con
                                                   std::array<bool, 2> grad_mask) {
   RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, label_smoothing,
                                      grad_mask[0], grad_mask[1]);
+  check_target_mask(p, grad_mask);
   if (p.grad_input.defined() || p.grad_target.defined()) {
     const Tensor go = rowwise_set_grad_output(p, grad_output);
     const Tensor l = rowwise_check_samples(p, lse, rowwise_math_dtype(p.args.dtype), "lse");
