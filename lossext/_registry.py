@@ -40,6 +40,9 @@ class LossSpec:
     aux: Optional[Callable] = None
     # Tensor args that take part in the default broadcast / dtype promotion.
     operands: Optional[tuple] = None
+    # The op registers a C++ Autograd kernel with this same contract (csrc/include/lossext/autograd.h),
+    # ~10x cheaper per call than the Python one: only the fake kernels are registered here.
+    cpp_autograd: bool = False
 
 
 SPECS: dict = {}
@@ -196,8 +199,9 @@ def register(spec: LossSpec) -> LossSpec:
     bwd = getattr(_ops, spec.name + "_backward").default
     torch.library.register_fake(f"lossext::{spec.name}")(_make_fake_forward(spec, op))
     torch.library.register_fake(f"lossext::{spec.name}_backward")(_make_fake_backward(spec, bwd))
-    setup_context, backward = _make_autograd(spec, op, bwd)
-    torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
+    if not spec.cpp_autograd:
+        setup_context, backward = _make_autograd(spec, op, bwd)
+        torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
     SPECS[spec.name] = spec
     return spec
 

@@ -127,7 +127,8 @@ inline Vectorized<M> pad(const Vectorized<M>& x, int64_t count, M v) {
 }
 
 // Lane-wise online (max m, sum z of exp(x - m)): each lane is one running log-sum-exp. `add` takes
-// U vectors at once and rescales z once per group, so the cost is ~1 exp per element.
+// U vectors at once and rescales z only when their maximum exceeds m in some lane (rare after the
+// first few groups of a row), so the cost is ~1 exp per element.
 // The exp is Vectorized::exp_u20 (a degree-5 polynomial, <= 20 ulp on float: ~10x below the float
 // tolerance of the loss; the exact exp for double). Arguments are <= 0 or NaN here; NaN logits
 // propagate through the NaN-aware maximum into m and hence the lse.
@@ -139,18 +140,21 @@ struct LaneLse {
 
   template <int U>
   inline void add(const V (&x)[U]) {
-    // Trees, not chains: the only loop-carried dependencies are one max (m) and one fma (z).
+    // Trees, not chains: the loop-carried dependencies are one max (m) and one add (z).
     V bm[U];
     for (int u = 0; u < U; ++u) bm[u] = x[u];
     for (int w = 1; w < U; w *= 2)
       for (int u = 0; u + w < U; u += 2 * w) bm[u] = at::vec::maximum(bm[u], bm[u + w]);
-    const V mn = at::vec::maximum(m, bm[0]);
+    if ((bm[0] <= m).zero_mask() != 0) {  // a new maximum (or a NaN) in some lane: rescale z
+      const V mn = at::vec::maximum(m, bm[0]);
+      z = z * (m - mn).exp_u20();
+      m = mn;
+    }
     V e[U];
-    for (int u = 0; u < U; ++u) e[u] = (x[u] - mn).exp_u20();
+    for (int u = 0; u < U; ++u) e[u] = (x[u] - m).exp_u20();
     for (int w = 1; w < U; w *= 2)
       for (int u = 0; u + w < U; u += 2 * w) e[u] = e[u] + e[u + w];
-    z = at::vec::fmadd(z, (m - mn).exp_u20(), e[0]);
-    m = mn;
+    z = z + e[0];
   }
 
   // Per-lane lse (spatial layout: each lane is a row); NaN for non-finite results.
