@@ -43,7 +43,8 @@ def _inplace_usable(input: Tensor, target: Tensor, weight: Optional[Tensor]) -> 
     """Whether the in-place gradient path applies: a contiguous floating input that requires grad,
     a target that does not, and no dtype promotion (probability targets of another dtype)."""
     if not (torch.is_grad_enabled() and input.requires_grad and input.dtype in _INPLACE_DTYPES
-            and input.is_contiguous() and not target.requires_grad):
+            and input.is_contiguous() and not target.requires_grad
+            and (weight is None or not weight.requires_grad)):
         return False
     if input.shape == target.shape and target.is_floating_point():
         return target.dtype == input.dtype and (weight is None or weight.dtype == input.dtype)

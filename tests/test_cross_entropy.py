@@ -265,6 +265,17 @@ def test_errors_match_torch(device):
             call(LF.cross_entropy)
 
 
+def test_weight_is_not_differentiable():
+    x, t, w = torch.randn(3, 4), torch.tensor([0, 1, 2]), torch.rand(4, requires_grad=True)
+    for f in (F.cross_entropy, LF.cross_entropy):
+        with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+            f(x, t, w)
+    with pytest.raises(RuntimeError, match="weight"):  # torch would differentiate it here: not supported
+        LF.cross_entropy(x, torch.rand(3, 4), w)
+    with torch.no_grad():
+        torch.testing.assert_close(LF.cross_entropy(x, t, w), F.cross_entropy(x, t, w))
+
+
 def test_out_of_range_target_cpu():
     x = torch.randn(4, 5)
     for bad in (torch.tensor([0, 1, 5, 3]), torch.tensor([0, -1, 2, 3]), torch.tensor([0, 255, 2, 3], dtype=torch.uint8)):

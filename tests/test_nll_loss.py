@@ -105,6 +105,13 @@ def test_errors_match_torch(device):
             call(LF.nll_loss)
 
 
+def test_weight_is_not_differentiable():
+    x, t, w = torch.randn(3, 4), torch.tensor([0, 1, 2]), torch.rand(4, requires_grad=True)
+    for f in (F.nll_loss, LF.nll_loss):
+        with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+            f(x, t, w)
+
+
 def test_out_of_range_target_cpu():
     x = torch.randn(4, 5, requires_grad=True)
     for bad, value in ((torch.tensor([0, 5, 2, 3]), 5), (torch.tensor([-2, 1, 2, 3]), -2),

@@ -175,6 +175,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_autograd(const Tensor& 
                                                                   const OptTensor& weight, int64_t reduction,
                                                                   int64_t ignore_index, double label_smoothing,
                                                                   std::array<bool, 2> grad_mask) {
+  check_weight_not_differentiable("cross_entropy", weight);
   auto r = CrossEntropyFunction::apply(input, target, weight, reduction, ignore_index, label_smoothing, grad_mask);
   return {r[0], r[1], r[2], r[3]};
 }

@@ -102,6 +102,7 @@ struct NllLossFunction : public torch::autograd::Function<NllLossFunction> {
 
 std::tuple<Tensor, Tensor> nll_loss_autograd(const Tensor& input, const Tensor& target, const OptTensor& weight,
                                              int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask) {
+  check_weight_not_differentiable("nll_loss", weight);
   auto r = NllLossFunction::apply(input, target, weight, reduction, ignore_index, grad_mask);
   return {r[0], r[1]};
 }

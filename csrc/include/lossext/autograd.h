@@ -12,6 +12,7 @@
 
 #include <ATen/TensorSubclassLikeUtils.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -26,6 +27,14 @@ inline at::Tensor scale_saved_grad(const at::Tensor& grad, const at::Tensor& gra
                        .findSchemaOrThrow("lossext::scale_grad", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
   return op.call(grad, grad_output);
+}
+
+// torch raises in the forward when a class weight requires grad (nll_loss is not differentiable
+// with respect to it); lossext does the same for every target kind (torch's probability-target
+// path would differentiate it: not supported here).
+inline void check_weight_not_differentiable(const char* op, const c10::optional<at::Tensor>& weight) {
+  TORCH_CHECK(!(weight.has_value() && weight->defined() && weight->requires_grad() && at::GradMode::is_enabled()), op,
+              ": is not differentiable with respect to argument 'weight'. This input cannot have requires_grad True.");
 }
 
 // Whether the node can keep the forward's gradients ("scale" mode): a reduced loss, and every
