@@ -37,7 +37,8 @@ ce_rows_kernel(const RowwiseArgs a, const double* __restrict__ scalars, double* 
   const bool fwd = a.mode == RowMode::kForward;
   const bool none = a.reduction == Reduction::None;
   const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
-  const CEConst<M> k{static_cast<M>(a.smoothing), static_cast<M>(a.C), static_cast<M>(scalars[1])};
+  const CEConst<M> k{static_cast<M>(a.smoothing), static_cast<M>(a.C),
+                     static_cast<M>(scalars ? scalars[1] : static_cast<double>(a.C))};
   const T* w = static_cast<const T*>(a.weight);
   M* lse_buf = static_cast<M*>(a.lse);
   const int64_t C = a.C, rows = a.N * a.S;
@@ -174,7 +175,8 @@ ce_spatial_kernel(const RowwiseArgs a, const double* __restrict__ scalars, doubl
   const bool fwd = a.mode == RowMode::kForward;
   const bool none = a.reduction == Reduction::None;
   const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
-  const CEConst<M> k{static_cast<M>(a.smoothing), static_cast<M>(a.C), static_cast<M>(scalars[1])};
+  const CEConst<M> k{static_cast<M>(a.smoothing), static_cast<M>(a.C),
+                     static_cast<M>(scalars ? scalars[1] : static_cast<double>(a.C))};
   const T* w = static_cast<const T*>(a.weight);
   M* lse_buf = static_cast<M*>(a.lse);
   const int64_t C = a.C, rows = a.N * a.S;
@@ -340,7 +342,10 @@ void cross_entropy_cuda_typed(const RowwiseArgs& a) {
     }
     return;
   }
-  const at::Tensor scalars = rowwise_prepass(a, device);  // {denominator, W}, on the device
+  // {denominator, W} on the device, when the mean or the weighted smoothing / probability math needs them.
+  const bool need_scalars = a.reduction == Reduction::Mean || (a.weight && (a.prob || a.smoothing > 0));
+  const at::Tensor scalars = need_scalars ? rowwise_prepass(a, device) : at::Tensor();
+  const double* sc = need_scalars ? scalars.data_ptr<double>() : nullptr;
   const bool fwd = a.mode == RowMode::kForward;
   const bool reduce = a.reduction != Reduction::None;
   const bool work = rows > 0 && a.C > 0;
@@ -360,15 +365,15 @@ void cross_entropy_cuda_typed(const RowwiseArgs& a) {
   if (work) {
     const bool packs = !a.spatial && rowwise_packs_ok(a, sizeof(T));
     ce_dispatch_kind(a, [&](auto kind) {
-      launch<T, decltype(kind)::value>(v, packs, grid, a, scalars.data_ptr<double>(), partials.data_ptr<double>());
+      launch<T, decltype(kind)::value>(v, packs, grid, a, sc, partials.data_ptr<double>());
     });
   } else if (fwd && rows > 0) {  // no classes: every loss is an empty sum (all targets ignored)
     C10_CUDA_CHECK(cudaMemsetAsync(a.lse, 0, rows * sizeof(M), stream));
     if (!reduce) C10_CUDA_CHECK(cudaMemsetAsync(a.loss, 0, rows * sizeof(T), stream));
   }
   if (fwd && reduce) {
-    finalize_sum<T>(partials.data_ptr<double>(), work ? grid : 0, 1.0,
-                    a.reduction == Reduction::Mean ? scalars.data_ptr<double>() : nullptr, static_cast<T*>(a.loss));
+    finalize_sum<T>(partials.data_ptr<double>(), work ? grid : 0, 1.0, a.reduction == Reduction::Mean ? sc : nullptr,
+                    static_cast<T*>(a.loss));
   }
 }
 

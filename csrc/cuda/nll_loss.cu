@@ -56,7 +56,10 @@ template <class T>
 void nll_loss_cuda_typed(const RowwiseArgs& a) {
   const c10::Device device = current_cuda_device();
   auto stream = c10::cuda::getCurrentCUDAStream();
-  const at::Tensor scalars = rowwise_prepass(a, device);  // {denominator, W}, on the device
+  // The mean's denominator, on the device (no host sync).
+  const bool mean = a.reduction == Reduction::Mean;
+  const at::Tensor scalars = mean ? rowwise_prepass(a, device) : at::Tensor();
+  const double* sc = mean ? scalars.data_ptr<double>() : nullptr;
   const int64_t rows = a.N * a.S;
   const bool fwd = a.mode == RowMode::kForward;
   const bool reduce = a.reduction != Reduction::None;
@@ -65,12 +68,11 @@ void nll_loss_cuda_typed(const RowwiseArgs& a) {
   if (a.grad_input && rows * a.C > 0)  // the dense gradient buffer (empty_like of the input)
     C10_CUDA_CHECK(cudaMemsetAsync(a.grad_input, 0, rows * a.C * sizeof(T), stream));
   if (rows > 0) {
-    nll_loss_kernel<T><<<grid, kThreads, 0, stream>>>(a, scalars.data_ptr<double>(), partials.data_ptr<double>());
+    nll_loss_kernel<T><<<grid, kThreads, 0, stream>>>(a, sc, partials.data_ptr<double>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (fwd && reduce) {
-    finalize_sum<T>(partials.data_ptr<double>(), rows > 0 ? grid : 0, 1.0,
-                    a.reduction == Reduction::Mean ? scalars.data_ptr<double>() : nullptr, static_cast<T*>(a.loss));
+    finalize_sum<T>(partials.data_ptr<double>(), rows > 0 ? grid : 0, 1.0, sc, static_cast<T*>(a.loss));
   }
 }
 

@@ -42,8 +42,10 @@ __global__ void rowwise_prepass_kernel(const RowwiseArgs a, double* __restrict__
   }
 }
 
-// out = {denominator, W}: the partials added in a fixed order by one block.
-static __global__ void rowwise_prepass_finalize(const double* __restrict__ partials, int64_t nblocks, RowwiseArgs a,
+// out = {denominator, W}: the partials added in a fixed order by one block. (A template, like every
+// kernel in this header, so that the .cu files including it share one definition.)
+template <class T>
+__global__ void rowwise_prepass_finalize(const double* __restrict__ partials, int64_t nblocks, RowwiseArgs a,
                                          double* __restrict__ out) {
   double den = 0, ws = 0;
   for (int64_t b = threadIdx.x; b < nblocks; b += blockDim.x) {
@@ -68,10 +70,11 @@ inline at::Tensor rowwise_prepass(const RowwiseArgs& a, c10::Device device) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "rowwise_prepass", [&] {
     rowwise_prepass_kernel<scalar_t><<<grid, 256, 0, stream>>>(a, partials.data_ptr<double>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    rowwise_prepass_finalize<scalar_t><<<1, 256, 0, stream>>>(partials.data_ptr<double>(), grid, a,
+                                                              out.data_ptr<double>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  rowwise_prepass_finalize<<<1, 256, 0, stream>>>(partials.data_ptr<double>(), grid, a, out.data_ptr<double>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
 
