@@ -8,7 +8,6 @@ from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
 from ._common import grad_mask, reduction_enum
-from ._registry import _is_plain_cpu
 
 _ops = torch.ops.lossext
 
@@ -36,6 +35,8 @@ def binary_cross_entropy_with_logits(
 
 
 # ---- cross_entropy, nll_loss -----------------------------------------------------------------------
+from ._registry import _is_plain_cpu  # noqa: E402
+
 _INPLACE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 

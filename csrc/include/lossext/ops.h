@@ -25,8 +25,9 @@ std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tenso
                                                                      const OptTensor& pos_weight, int64_t reduction,
                                                                      std::array<bool, 2> grad_mask);
 
-// cross_entropy (csrc/ops/cross_entropy.cpp). lse: per-sample log-sum-exp (float for half types),
-// saved for the backward. The in-place pair backs lossext.functional.cross_entropy(inplace_backward=True).
+// cross_entropy (csrc/ops/cross_entropy.cpp). lse: per-sample log-sum-exp (float for half types; 0
+// for ignored samples, which need none), saved for the backward. The in-place pair backs
+// lossext.functional.cross_entropy(inplace_backward=True). Row-wise geometry: lossext/rowwise.h.
 std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
                                                          const OptTensor& weight, int64_t reduction,
                                                          int64_t ignore_index, double label_smoothing,
