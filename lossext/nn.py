@@ -17,6 +17,8 @@ __all__ = [
     "HuberLoss",
     "SmoothL1Loss",
     "SoftMarginLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
 ]
 
 
@@ -87,3 +89,26 @@ class SoftMarginLoss(torch.nn.SoftMarginLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
+    __doc__ = torch.nn.CrossEntropyLoss.__doc__
+
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0, *, inplace_backward: bool = False) -> None:
+        super().__init__(weight, size_average, ignore_index, reduce, reduction, label_smoothing)
+        # lossext only: write the gradient over the logits (see lossext.functional.cross_entropy).
+        self.inplace_backward = inplace_backward
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing,
+                               inplace_backward=self.inplace_backward)
+
+
+class NLLLoss(torch.nn.NLLLoss):
+    __doc__ = torch.nn.NLLLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)

@@ -66,3 +66,29 @@ std::tuple<Tensor, Tensor> kl_div_backward(const Tensor& grad_output, const Tens
                                            std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
+
+namespace lossext::ops {
+
+// cross_entropy (csrc/ops/cross_entropy.cpp). lse: per-sample log-sum-exp (float for half types; 0
+// for ignored samples, which need none), saved for the backward. The in-place pair backs
+// lossext.functional.cross_entropy(inplace_backward=True). Row-wise geometry: lossext/rowwise.h.
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
+                                                         const OptTensor& weight, int64_t reduction,
+                                                         int64_t ignore_index, double label_smoothing,
+                                                         std::array<bool, 2> grad_mask);
+std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
+                                                  const OptTensor& weight, int64_t reduction, int64_t ignore_index,
+                                                  double label_smoothing, const Tensor& lse,
+                                                  std::array<bool, 2> grad_mask);
+Tensor cross_entropy_inplace(Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
+                             int64_t ignore_index, double label_smoothing);
+void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int64_t reduction);
+
+// nll_loss (csrc/ops/nll_loss.cpp).
+std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                                    int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask);
+Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
+                         const OptTensor& weight, int64_t reduction, int64_t ignore_index,
+                         std::array<bool, 1> grad_mask);
+
+}  // namespace lossext::ops

@@ -1,0 +1,57 @@
+// Host side of the row-wise losses (compiled once): torch's argument rules for class-dim losses
+// (input (C) / (N, C) / (N, C, d1..dk), class-index or probability targets, class weights,
+// ignore_index, label smoothing), the (N, C, S) geometry and layout choice, and the buffers.
+// cross_entropy and nll_loss (and later multi_margin & co.) call rowwise_prepare and then their stub.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+#include <lossext/rowwise.h>
+
+#include <vector>
+
+namespace lossext {
+
+struct RowwiseSpec {
+  const char* op;
+  bool allow_prob;   // a target shaped like the input holds class probabilities (cross_entropy)
+  bool need_layout;  // the kernels sweep rows: every (N, C, S) operand must be in the rows or the
+                     // spatial layout (else they are made contiguous); nll_loss reads any strides
+};
+
+struct RowwiseProblem {
+  const char* op = "";
+  RowwiseArgs args;                   // geometry and options; output pointers set by the op
+  at::Tensor input, target, weight;   // as the kernels read them (maybe converted / contiguous)
+  at::Tensor grad_input, grad_target; // allocated by rowwise_prepare where asked (undefined else)
+  std::vector<int64_t> sample_shape;  // shape of the unreduced loss (input shape minus class dim)
+  at::ScalarType input_dtype, target_dtype;  // the caller's: gradients are returned in these
+  bool transposed = false;            // (N, C) with stride(0) == 1, run as (1, C, N) in the spatial layout
+};
+
+// Checks the arguments as torch does (same exception types; messages name `spec.op` and the
+// shapes) and fills the problem. `want_grad_input` / `want_grad_target` allocate the gradient
+// buffers (empty_like of the operand); `inplace` makes grad_input the input itself.
+RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input, const at::Tensor& target,
+                               const c10::optional<at::Tensor>& weight, int64_t reduction, int64_t ignore_index,
+                               double label_smoothing, bool want_grad_input, bool want_grad_target,
+                               bool inplace = false);
+
+// A per-sample (N, S) buffer of the given dtype with shape p.sample_shape (contiguous).
+at::Tensor rowwise_sample_buffer(const RowwiseProblem& p, at::ScalarType dtype);
+// The loss output: 0-d for mean/sum, else a per-sample buffer (p's dtype).
+at::Tensor rowwise_loss_buffer(const RowwiseProblem& p);
+// The math dtype of the lse buffer (float for half types).
+at::ScalarType rowwise_math_dtype(at::ScalarType dtype);
+
+// Checks grad_output (0-d for mean/sum, the sample shape for none), converts it to p's dtype if
+// needed and points p.args at it. Returns the tensor the kernel reads (keep it alive).
+at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output);
+
+// Checks a saved per-sample tensor (lse) against the problem and returns it as the kernel reads it.
+at::Tensor rowwise_check_samples(const RowwiseProblem& p, const at::Tensor& t, at::ScalarType dtype, const char* name);
+
+// The gradient as returned to the caller: in the caller's dtype, or an empty "not computed" tensor.
+at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, at::ScalarType dtype);
+
+}  // namespace lossext

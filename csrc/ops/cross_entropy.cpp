@@ -1,0 +1,207 @@
+// cross_entropy host functions (CPU and CUDA share them; the stub picks the kernels).
+#include <lossext/autograd.h>
+#include <lossext/host.h>
+#include <lossext/ops.h>
+#include <lossext/rowwise_host.h>
+#include <losses/cross_entropy.h>
+
+#include <c10/core/DeviceGuard.h>
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::cross_entropy_stub, lossext::RowwiseFn);
+
+namespace lossext::ops {
+namespace {
+constexpr RowwiseSpec kSpec{"cross_entropy", /*allow_prob=*/true, /*need_layout=*/true};
+
+// Only probability targets have a gradient.
+void check_target_mask(const RowwiseProblem& p, std::array<bool, 2> grad_mask) {
+  TORCH_CHECK(!grad_mask[1] || p.args.prob, "cross_entropy: grad_mask[1] asks for the gradient of class-index ",
+              "targets (dtype ", p.target_dtype, "), which have none");
+}
+
+void run(const RowwiseProblem& p) {
+  c10::OptionalDeviceGuard guard(p.input.device());
+  cross_entropy_stub(p.input.device().type())(p.args);
+}
+
+// Forward into fresh buffers; grad_input is p.grad_input (fresh, or the input itself in place).
+std::pair<Tensor, Tensor> forward(RowwiseProblem& p) {
+  Tensor loss = rowwise_loss_buffer(p);
+  Tensor lse = rowwise_sample_buffer(p, rowwise_math_dtype(p.args.dtype));
+  p.args.mode = RowMode::kForward;
+  p.args.loss = loss.data_ptr();
+  p.args.lse = lse.data_ptr();
+  run(p);
+  return {loss, lse};
+}
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
+                                                         const OptTensor& weight, int64_t reduction,
+                                                         int64_t ignore_index, double label_smoothing,
+                                                         std::array<bool, 2> grad_mask) {
+  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, label_smoothing,
+                                     reduce && grad_mask[0], reduce && grad_mask[1]);
+  check_target_mask(p, grad_mask);
+  auto [loss, lse] = forward(p);
+  return {loss, rowwise_finish_grad(p.grad_input, input, p.input_dtype),
+          rowwise_finish_grad(p.grad_target, target, p.target_dtype), lse};
+}
+
+std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
+                                                  const OptTensor& weight, int64_t reduction, int64_t ignore_index,
+                                                  double label_smoothing, const Tensor& lse,
+                                                  std::array<bool, 2> grad_mask) {
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, label_smoothing,
+                                     grad_mask[0], grad_mask[1]);
+  check_target_mask(p, grad_mask);
+  if (p.grad_input.defined() || p.grad_target.defined()) {
+    const Tensor go = rowwise_set_grad_output(p, grad_output);
+    const Tensor l = rowwise_check_samples(p, lse, rowwise_math_dtype(p.args.dtype), "lse");
+    p.args.mode = RowMode::kBackward;
+    p.args.lse = const_cast<void*>(l.const_data_ptr());
+    run(p);
+  }
+  return {rowwise_finish_grad(p.grad_input, input, p.input_dtype),
+          rowwise_finish_grad(p.grad_target, target, p.target_dtype)};
+}
+
+Tensor cross_entropy_inplace(Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
+                             int64_t ignore_index, double label_smoothing) {
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, label_smoothing,
+                                     /*want_grad_input=*/true, /*want_grad_target=*/false, /*inplace=*/true);
+  return forward(p).first;
+}
+
+void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int64_t reduction) {
+  // grad is the contiguous (C) / (N, C, d1..dk) buffer cross_entropy_inplace wrote.
+  TORCH_CHECK(grad.dim() >= 1 && grad.is_contiguous(), "cross_entropy_inplace_backward: expected a contiguous ",
+              "gradient with a class dimension, but got shape ", shape_str(grad.sizes()), " and strides ",
+              shape_str(grad.strides()));
+  check_floating("cross_entropy_inplace_backward", "grad", grad);
+  RowwiseProblem p;
+  p.op = "cross_entropy_inplace_backward";
+  RowwiseArgs& a = p.args;
+  a.mode = RowMode::kScaleInPlace;
+  a.reduction = to_reduction(reduction, p.op);
+  a.dtype = grad.scalar_type();
+  const int64_t d = grad.dim();
+  a.N = d == 1 ? 1 : grad.size(0);
+  a.C = d == 1 ? grad.size(0) : grad.size(1);
+  a.S = 1;
+  for (int64_t i = 2; i < d; ++i) a.S *= grad.size(i);
+  a.spatial = a.S > 1;
+  a.st[kRowGradInput][0] = a.C * a.S;
+  a.st[kRowGradInput][1] = a.S;
+  a.st[kRowGradInput][2] = 1;
+  a.grad_input = grad.data_ptr();
+  p.input = grad;
+  p.sample_shape.assign(grad.sizes().begin(), grad.sizes().end());
+  p.sample_shape.erase(p.sample_shape.begin() + (d == 1 ? 0 : 1));
+  const Tensor go = rowwise_set_grad_output(p, grad_output);
+  if (grad.numel() > 0) run(p);
+}
+
+// ---- autograd (the registry's contract in C++; see lossext/autograd.h) -----------------------------
+namespace {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+const auto& forward_op() {
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("lossext::cross_entropy", "").typed<decltype(cross_entropy)>();
+  return op;
+}
+
+const auto& backward_op() {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("lossext::cross_entropy_backward", "")
+                       .typed<decltype(cross_entropy_backward)>();
+  return op;
+}
+
+struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunction> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target, const OptTensor& weight,
+                               int64_t reduction, int64_t ignore_index, double label_smoothing,
+                               std::array<bool, 2> grad_mask) {
+    const std::array<bool, 2> needs{input.requires_grad(), target.requires_grad()};
+    Tensor loss, grad_input, grad_target, lse;
+    {
+      at::AutoDispatchBelowADInplaceOrView below;
+      std::tie(loss, grad_input, grad_target, lse) =
+          forward_op().call(input, target, weight, reduction, ignore_index, label_smoothing, grad_mask);
+    }
+    ctx->mark_non_differentiable({grad_input, grad_target, lse});
+    ctx->set_materialize_grads(false);
+    const bool scale = scale_mode(reduction, grad_mask, needs);
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["needs_input"] = needs[0];
+    ctx->saved_data["needs_target"] = needs[1];
+    if (scale) {
+      ctx->save_for_backward({needs[0] ? grad_input : Tensor(), needs[1] ? grad_target : Tensor()});
+    } else {
+      ctx->save_for_backward({input, target, weight.value_or(Tensor()), lse});
+      ctx->saved_data["reduction"] = reduction;
+      ctx->saved_data["ignore_index"] = ignore_index;
+      ctx->saved_data["label_smoothing"] = label_smoothing;
+    }
+    return {loss, grad_input, grad_target, lse};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list out(7);
+    const Tensor& go = grads[0];
+    if (!go.defined()) return out;
+    const bool need_in = ctx->saved_data["needs_input"].toBool();
+    const bool need_tg = ctx->saved_data["needs_target"].toBool();
+    const variable_list saved = ctx->get_saved_variables();
+    if (ctx->saved_data["scale"].toBool()) {
+      if (need_in) out[0] = scale_saved_grad(saved[0], go);
+      if (need_tg) out[1] = scale_saved_grad(saved[1], go);
+      return out;
+    }
+    const OptTensor weight = saved[2].defined() ? OptTensor(saved[2]) : OptTensor();
+    auto [gi, gt] = backward_op().call(go, saved[0], saved[1], weight, ctx->saved_data["reduction"].toInt(),
+                                       ctx->saved_data["ignore_index"].toInt(),
+                                       ctx->saved_data["label_smoothing"].toDouble(), saved[3], {need_in, need_tg});
+    if (need_in) out[0] = gi;
+    if (need_tg) out[1] = gt;
+    return out;
+  }
+};
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_autograd(const Tensor& input, const Tensor& target,
+                                                                  const OptTensor& weight, int64_t reduction,
+                                                                  int64_t ignore_index, double label_smoothing,
+                                                                  std::array<bool, 2> grad_mask) {
+  check_weight_not_differentiable("cross_entropy", weight);
+  auto r = CrossEntropyFunction::apply(input, target, weight, reduction, ignore_index, label_smoothing, grad_mask);
+  return {r[0], r[1], r[2], r[3]};
+}
+}  // namespace
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("cross_entropy(Tensor input, Tensor target, Tensor? weight, int reduction, int ignore_index, "
+        "float label_smoothing, bool[2] grad_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("cross_entropy_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, int reduction, "
+        "int ignore_index, float label_smoothing, Tensor lse, bool[2] grad_mask) -> (Tensor, Tensor)");
+  // Opt-in in-place gradient: writes d loss / d input (reduction-scaled) over the input and returns
+  // the loss; the backward multiplies it by grad_output in place.
+  m.def("cross_entropy_inplace(Tensor(a!) input, Tensor target, Tensor? weight, int reduction, int ignore_index, "
+        "float label_smoothing) -> Tensor");
+  m.def("cross_entropy_inplace_backward(Tensor(a!) grad, Tensor grad_output, int reduction) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  m.impl("cross_entropy", &lossext::ops::cross_entropy);
+  m.impl("cross_entropy_backward", &lossext::ops::cross_entropy_backward);
+  m.impl("cross_entropy_inplace", &lossext::ops::cross_entropy_inplace);
+  m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
+}
+
+TORCH_LIBRARY_IMPL(lossext, Autograd, m) {
+  m.impl("cross_entropy", &lossext::ops::cross_entropy_autograd);
+}
