@@ -45,9 +45,6 @@ class LossSpec:
     views: Optional[Callable] = None
     # (bound args) -> dtype of the loss, where it is not the operands' promoted dtype.
     loss_dtype: Optional[Callable] = None
-    # The op registers a C++ Autograd kernel with this same contract (csrc/include/lossext/autograd.h),
-    # ~10x cheaper per call than the Python one: only the fake kernels are registered here.
-    cpp_autograd: bool = False
 
 
 SPECS: dict = {}
@@ -179,10 +176,13 @@ def _make_autograd(spec, op, bwd):
     diff_pos = [arg_names.index(n) for n in spec.diff]
     n_diff = len(spec.diff)
 
+    red_pos = arg_names.index("reduction")
+    assert arg_names[-1] == "grad_mask", f"lossext::{spec.name}: grad_mask must be the last argument"
+
     def setup_context(ctx, inputs, output):
-        a = dict(zip(arg_names, inputs))
-        red, mask = a["reduction"], a["grad_mask"]
-        needs = [ctx.needs_input_grad[p] for p in diff_pos]
+        red, mask = inputs[red_pos], inputs[-1]
+        nig = ctx.needs_input_grad
+        needs = [nig[p] for p in diff_pos]
         grads = output[1:1 + n_diff]
         aux = output[1 + n_diff:]
         ctx.set_materialize_grads(False)
@@ -266,12 +266,9 @@ def register(spec: LossSpec) -> LossSpec:
     torch.library.register_fake(f"lossext::{spec.name}")(_make_fake_forward(spec, op))
     torch.library.register_fake(f"lossext::{spec.name}_backward")(_make_fake_backward(spec, bwd))
     SPECS[spec.name] = spec
-    if spec.cpp_autograd:
-        CALLS[spec.name] = op
-    else:
-        setup_context, backward = _make_autograd(spec, op, bwd)
-        torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
-        CALLS[spec.name] = _make_eager_call(op, setup_context, backward)
+    setup_context, backward = _make_autograd(spec, op, bwd)
+    torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
+    CALLS[spec.name] = _make_eager_call(op, setup_context, backward)
     return spec
 
 

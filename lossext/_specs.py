@@ -79,9 +79,8 @@ def _cross_entropy_aux(a):
 
 SPECS += [
     LossSpec("cross_entropy", diff=("input", "target"), none_loss=_rowwise_none_loss, aux=_cross_entropy_aux,
-             operands=("input", "target", "weight"), cpp_autograd=True),
-    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
-             cpp_autograd=True),
+             operands=("input", "target", "weight")),
+    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),),
 ]
 
 

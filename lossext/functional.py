@@ -270,10 +270,11 @@ def cross_entropy(
     target does not); otherwise the ordinary path runs. Works under torch.compile.
     """
     r = reduction_enum(reduction, size_average, reduce)
+    _check_weight_not_differentiable("cross_entropy", weight)
     if inplace_backward and _inplace_usable(input, target, weight):
         return _CrossEntropyInplace.apply(input, target, weight, r, ignore_index, float(label_smoothing))
-    return _ops.cross_entropy(input, target, weight, r, ignore_index, float(label_smoothing),
-                              grad_mask(input, target))[0]
+    return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
+                 grad_mask(input, target))[0]
 
 
 def nll_loss(
@@ -286,4 +287,13 @@ def nll_loss(
     reduction: str = "mean",
 ) -> Tensor:
     r = reduction_enum(reduction, size_average, reduce)
-    return _ops.nll_loss(input, target, weight, r, ignore_index, grad_mask(input))[0]
+    _check_weight_not_differentiable("nll_loss", weight)
+    return _call("nll_loss", input, target, weight, r, ignore_index, grad_mask(input))[0]
+
+
+def _check_weight_not_differentiable(op: str, weight: Optional[Tensor]) -> None:
+    # As torch (whose nll_loss is not differentiable in the class weight): raise in the forward.
+    # torch's probability-target cross-entropy would differentiate it; lossext does not.
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{op}: the function is not differentiable with respect to argument 'weight'. "
+                           "This input cannot have requires_grad True.")

@@ -1,5 +1,4 @@
 // cross_entropy host functions (CPU and CUDA share them; the stub picks the kernels).
-#include <lossext/autograd.h>
 #include <lossext/host.h>
 #include <lossext/ops.h>
 #include <lossext/rowwise_host.h>
@@ -104,82 +103,6 @@ void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int
   if (grad.numel() > 0) run(p);
 }
 
-// ---- autograd (the registry's contract in C++; see lossext/autograd.h) -----------------------------
-namespace {
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-const auto& forward_op() {
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("lossext::cross_entropy", "").typed<decltype(cross_entropy)>();
-  return op;
-}
-
-const auto& backward_op() {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("lossext::cross_entropy_backward", "")
-                       .typed<decltype(cross_entropy_backward)>();
-  return op;
-}
-
-struct CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunction> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target, const OptTensor& weight,
-                               int64_t reduction, int64_t ignore_index, double label_smoothing,
-                               std::array<bool, 2> grad_mask) {
-    const std::array<bool, 2> needs{input.requires_grad(), target.requires_grad()};
-    Tensor loss, grad_input, grad_target, lse;
-    {
-      at::AutoDispatchBelowADInplaceOrView below;
-      std::tie(loss, grad_input, grad_target, lse) =
-          forward_op().call(input, target, weight, reduction, ignore_index, label_smoothing, grad_mask);
-    }
-    ctx->mark_non_differentiable({grad_input, grad_target, lse});
-    ctx->set_materialize_grads(false);
-    const bool scale = scale_mode(reduction, grad_mask, needs);
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["needs_input"] = needs[0];
-    ctx->saved_data["needs_target"] = needs[1];
-    if (scale) {
-      ctx->save_for_backward({needs[0] ? grad_input : Tensor(), needs[1] ? grad_target : Tensor()});
-    } else {
-      ctx->save_for_backward({input, target, weight.value_or(Tensor()), lse});
-      ctx->saved_data["reduction"] = reduction;
-      ctx->saved_data["ignore_index"] = ignore_index;
-      ctx->saved_data["label_smoothing"] = label_smoothing;
-    }
-    return {loss, grad_input, grad_target, lse};
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    variable_list out(7);
-    const Tensor& go = grads[0];
-    if (!go.defined()) return out;
-    const bool need_in = ctx->saved_data["needs_input"].toBool();
-    const bool need_tg = ctx->saved_data["needs_target"].toBool();
-    const variable_list saved = ctx->get_saved_variables();
-    if (ctx->saved_data["scale"].toBool()) {
-      if (need_in) out[0] = scale_saved_grad(saved[0], go);
-      if (need_tg) out[1] = scale_saved_grad(saved[1], go);
-      return out;
-    }
-    const OptTensor weight = saved[2].defined() ? OptTensor(saved[2]) : OptTensor();
-    auto [gi, gt] = backward_op().call(go, saved[0], saved[1], weight, ctx->saved_data["reduction"].toInt(),
-                                       ctx->saved_data["ignore_index"].toInt(),
-                                       ctx->saved_data["label_smoothing"].toDouble(), saved[3], {need_in, need_tg});
-    if (need_in) out[0] = gi;
-    if (need_tg) out[1] = gt;
-    return out;
-  }
-};
-
-std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy_autograd(const Tensor& input, const Tensor& target,
-                                                                  const OptTensor& weight, int64_t reduction,
-                                                                  int64_t ignore_index, double label_smoothing,
-                                                                  std::array<bool, 2> grad_mask) {
-  check_weight_not_differentiable("cross_entropy", weight);
-  auto r = CrossEntropyFunction::apply(input, target, weight, reduction, ignore_index, label_smoothing, grad_mask);
-  return {r[0], r[1], r[2], r[3]};
-}
-}  // namespace
 
 }  // namespace lossext::ops
 
@@ -202,6 +125,3 @@ TORCH_LIBRARY_IMPL(lossext, CPU, m) {
   m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
 }
 
-TORCH_LIBRARY_IMPL(lossext, Autograd, m) {
-  m.impl("cross_entropy", &lossext::ops::cross_entropy_autograd);
-}
