@@ -12,6 +12,8 @@ from . import functional as F
 
 __all__ = [
     "BCEWithLogitsLoss",
+    "BCELoss",
+    "MultiLabelSoftMarginLoss",
 ]
 
 
@@ -21,3 +23,17 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(
             input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction)
+
+
+class BCELoss(torch.nn.BCELoss):
+    __doc__ = torch.nn.BCELoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(torch.nn.MultiLabelSoftMarginLoss):
+    __doc__ = torch.nn.MultiLabelSoftMarginLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
