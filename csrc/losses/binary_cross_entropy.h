@@ -38,7 +38,7 @@ struct BinaryCrossEntropyOp {
     bad[1] = vm::where(y_ok, zero, one);
     const auto ok = x_ok & y_ok;
     const V u = one - x;
-    const V log_x = vm::log(x);
+    const V log_x = log_nonneg(x);
     const V log_u = log1p_from(zero - x, u, V(2) - u);  // log1p(-x), as torch, with one log
     // torch's EPSILON is a float 1e-12 (also for double inputs).
     const V den = vm::max(u * x, V(static_cast<float>(1e-12f)));

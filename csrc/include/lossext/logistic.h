@@ -10,6 +10,7 @@
 
 #include <lossext/vmath.h>
 
+#include <limits>
 #include <type_traits>
 
 namespace lossext {
@@ -77,6 +78,51 @@ inline at::vec::Vectorized<T> recip_pos(const at::vec::Vectorized<T>& u) {
 }
 #endif
 
+// log(x) for x >= 0 (0 gives -inf; negative gives NaN; NaN and +inf pass through). Float vectors
+// on AVX2/AVX512: x = m 2^e with m in (sqrt(1/2), sqrt(2)] (AVX512: getexp/getmant, denormals
+// included; AVX2: exponent bits, denormals scaled by 2^23 first), log x = e ln2 + t P(t) with
+// t = m - 1 and P a degree-9 fit of log1p(t)/t on that range (<= 1.5 ulp measured), all inline.
+C10_HOST_DEVICE inline float log_nonneg(float x) { return vm::log(x); }
+C10_HOST_DEVICE inline double log_nonneg(double x) { return vm::log(x); }
+
+#ifdef LOSSEXT_VMATH_VEC
+template <class T>
+inline at::vec::Vectorized<T> log_nonneg(const at::vec::Vectorized<T>& x) {
+  using V = at::vec::Vectorized<T>;
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(CPU_CAPABILITY_AVX512)
+    V m(_mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero));  // [1, 2)
+    V e(_mm512_getexp_ps(x));                                         // floor(log2 x)
+#else
+    const V den = x < V(1.17549435e-38f);  // below FLT_MIN: scale up, the exponent bits need a normal
+    const V xs = V::blendv(x, x * V(8388608.0f), den);
+    const __m256i bits = _mm256_castps_si256(xs);
+    V e(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127))));
+    e = e - (den & V(23.0f));
+    V m(_mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                            _mm256_set1_epi32(0x3f800000))));  // [1, 2)
+#endif
+    const V big = m > V(1.41421356f);
+    m = V::blendv(m, m * V(0.5f), big);
+    e = e + (big & V(1.0f));
+    const V t = m - V(1.0f);
+    constexpr float c[10] = {-0.07451186329126358f, 0.12806610763072968f, -0.13266031444072723f,
+                             0.14199650287628174f,  -0.1660836935043335f, 0.20000939071178436f,
+                             -0.2500157952308655f,  0.33333346247673035f, -0.49999988079071045f,
+                             1.0f};
+    V p(c[0]);
+    for (int i = 1; i < 10; ++i) p = at::vec::fmadd(p, t, V(c[i]));
+    V r = at::vec::fmadd(e, V(0.693147180559945f), p * t);
+    r = V::blendv(r, V(-std::numeric_limits<float>::infinity()), x == V(0.0f));
+    r = V::blendv(r, V(std::numeric_limits<float>::quiet_NaN()), x < V(0.0f));
+    return V::blendv(r, x, x.isnan() | (x == V(std::numeric_limits<float>::infinity())));
+  }
+#endif
+  return x.log();
+}
+#endif
+
 // log1p(v), given u = 1 + v as rounded in V, for -1 <= v <= 1, with one log instead of a log1p.
 // c = (u - 1) - v is exactly the rounding error of u (Fast2Sum, |v| <= 1), and
 // log1p(v) = log(u - c) = log(u) - c/u + O(c^2). `inv_u` is 1/u or any value within a factor
@@ -85,7 +131,7 @@ inline at::vec::Vectorized<T> recip_pos(const at::vec::Vectorized<T>& u) {
 template <class V>
 C10_HOST_DEVICE inline V log1p_from(const V& v, const V& u, const V& inv_u) {
   const V c = (u - V(1)) - v;
-  return vm::log(u) - c * inv_u;
+  return log_nonneg(u) - c * inv_u;
 }
 
 // exp(-|x|), log1p(exp(-|x|)) and 1 / (1 + exp(-|x|)) of one logit x: the pieces of
