@@ -121,6 +121,11 @@ def extensions():
     debug = _flag("LOSSEXT_DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
     cxx = opt + ["-Wno-unused-function"]
+    # at::parallel_for is an inline template that runs in parallel only where _OPENMP is defined
+    # (ATen/Parallel-inl.h, ParallelOpenMP.h); without -fopenmp every CPU loop silently runs on
+    # one thread. The libgomp.so.1 we link against resolves to the one torch already loaded.
+    openmp = [] if platform.system() == "Darwin" else ["-fopenmp"]
+    cxx += openmp
     macros = [("LOSSEXT_BUILT_ISAS", '"' + ",".join(isas) + '"')]
     # Host code and op schemas: compiled once.
     sources = sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp"))) + [os.path.join(CSRC, "module.cpp")]
@@ -132,7 +137,7 @@ def extensions():
         include_dirs=[os.path.join(ROOT, CSRC, "include"), os.path.join(ROOT, CSRC)],
         define_macros=macros,
         depends=depends,
-        extra_link_args=[_process_libstdcxx() or "-lstdc++"],
+        extra_link_args=openmp + [_process_libstdcxx() or "-lstdc++"],
     )
     if with_cuda:
         kwargs["sources"] += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))

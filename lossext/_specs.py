@@ -1,7 +1,7 @@
 """The table of lossext ops: one row per loss (see _registry.py for what a row derives)."""
 import torch
 
-from ._registry import LossSpec, register_all
+from ._registry import LossSpec, _promoted, register_all
 
 
 def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
@@ -30,6 +30,10 @@ SPECS = [
     LossSpec("smooth_l1_loss", diff=("input", "target"), operands=("input", "target")),
     LossSpec("soft_margin_loss", diff=("input", "target"), operands=("input", "target"),
              loss_dtype=_pair_loss_dtype(True, False)),
+    LossSpec("binary_cross_entropy", diff=("input", "target"), operands=("input",)),
+    LossSpec("multilabel_soft_margin_loss", diff=("input", "target"), operands=("input", "target", "weight"),
+             none_loss=lambda a: a["input"].new_empty(
+                 a["input"].shape[:-1], dtype=_promoted([a["input"], a["target"], a["weight"]]))),
 ]
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "SoftMarginLoss",
     "CrossEntropyLoss",
     "NLLLoss",
+    "BCELoss",
+    "MultiLabelSoftMarginLoss",
 ]
 
 
@@ -112,3 +114,17 @@ class NLLLoss(torch.nn.NLLLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
+
+
+class BCELoss(torch.nn.BCELoss):
+    __doc__ = torch.nn.BCELoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(torch.nn.MultiLabelSoftMarginLoss):
+    __doc__ = torch.nn.MultiLabelSoftMarginLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <lossext/dispatch.h>
+#include <lossext/logistic.h>
 #include <lossext/pointwise.h>
 #include <lossext/vmath.h>
 
@@ -19,13 +20,11 @@ struct BCEWithLogitsOp {
   template <class V>
   C10_HOST_DEVICE V operator()(const V (&in)[4], V (&g)[2]) const {
     const V x = in[0], y = in[1], w = in[2], p = in[3];
-    const V one(1), zero(0);
-    const V e = vm::exp(zero - vm::abs(x));                 // in (0, 1]: never overflows
-    const V sp = vm::max(zero - x, zero) + vm::log1p(e);    // softplus(-x) = -log sigmoid(x)
-    const V r = one / (one + e);
-    const V sig = vm::where(x >= zero, r, e * r);           // sigmoid(x)
+    const V one(1);
+    const Logistic<V> lg(x);
+    const V sp = lg.softplus_neg();
     const V py = p * y;
-    g[0] = w * ((py + one - y) * sig - py);
+    g[0] = w * ((py + one - y) * lg.sigmoid() - py);
     g[1] = w * ((p - one) * sp - x);
     return w * ((one - y) * x + (py - y + one) * sp);
   }

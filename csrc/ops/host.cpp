@@ -22,9 +22,23 @@ std::string shape_str(at::IntArrayRef sizes) {
   return os.str();
 }
 
+bool is_loss_dtype(at::ScalarType st) {
+  return st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16;
+}
+
+void check_broadcasts_to(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef sizes) {
+  bool ok = t.dim() <= static_cast<int64_t>(sizes.size());
+  for (int64_t j = 1; ok && j <= t.dim(); ++j) {
+    const int64_t s = t.size(-j);
+    ok = s == 1 || s == sizes[sizes.size() - j];
+  }
+  TORCH_CHECK(ok, op, ": the size of ", name, " ", shape_str(t.sizes()), " does not broadcast to the input size ",
+              shape_str(sizes));
+}
+
 void check_floating(const char* op, const char* name, const at::Tensor& t) {
   const auto st = t.scalar_type();
-  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16, op,
+  TORCH_CHECK(is_loss_dtype(st), op,
               ": expected ", name, " to have a floating dtype (float16, bfloat16, float32 or float64), but got ",
               st);
 }
@@ -78,9 +92,11 @@ std::vector<int64_t> expanded_strides(const at::Tensor& t, const std::vector<int
 // Fills sizes/strides of `a` from the broadcast shape and every operand's strides: dimensions
 // are ordered by the first operand's strides (so channels-last inputs stay unit-stride inside),
 // size-1 dimensions dropped, and neighbours that are contiguous in every operand merged.
+// keep_inner (kForwardRows): the last dimension stays innermost and separate, whatever its size.
 void fill_geometry(PointwiseArgs& a, const std::vector<int64_t>& shape,
-                   const std::vector<std::vector<int64_t>>& in_st, const std::vector<std::vector<int64_t>>& out_st) {
-  const int64_t nd = shape.size();
+                   const std::vector<std::vector<int64_t>>& in_st, const std::vector<std::vector<int64_t>>& out_st,
+                   bool keep_inner = false) {
+  const int64_t nd = shape.size() - (keep_inner ? 1 : 0);
   std::vector<int64_t> perm(nd);
   std::iota(perm.begin(), perm.end(), 0);
   if (!in_st.empty()) {
@@ -110,6 +126,11 @@ void fill_geometry(PointwiseArgs& a, const std::vector<int64_t>& shape,
     for (size_t k = 0; k < in_st.size(); ++k) is[k].push_back(in_st[k][d]);
     for (size_t k = 0; k < out_st.size(); ++k) os[k].push_back(out_st[k][d]);
   }
+  if (keep_inner) {
+    sizes.push_back(shape[nd]);
+    for (size_t k = 0; k < in_st.size(); ++k) is[k].push_back(in_st[k][nd]);
+    for (size_t k = 0; k < out_st.size(); ++k) os[k].push_back(out_st[k][nd]);
+  }
   if (sizes.empty()) {  // a single element
     sizes.push_back(1);
     for (auto& s : is) s.push_back(0);
@@ -118,7 +139,7 @@ void fill_geometry(PointwiseArgs& a, const std::vector<int64_t>& shape,
   TORCH_CHECK(sizes.size() <= size_t(kPwMaxDims), "lossext: more than ", kPwMaxDims,
               " non-mergeable dimensions are not supported");
   a.ndim = static_cast<int>(sizes.size());
-  bool contiguous = a.ndim == 1;
+  bool contiguous = a.ndim == 1 && !keep_inner;
   for (int d = 0; d < a.ndim; ++d) a.sizes[d] = sizes[d];
   for (size_t k = 0; k < in_st.size(); ++k) {
     for (int d = 0; d < a.ndim; ++d) a.in_strides[k][d] = is[k][d];
@@ -198,7 +219,7 @@ void run(const PointwiseCall& call, const Prepared& p, PwMode mode, const std::v
     a.out[k] = outs[k].defined() ? outs[k].data_ptr() : nullptr;
     out_st.push_back(outs[k].defined() ? expanded_strides(outs[k], p.shape) : std::vector<int64_t>(p.shape.size(), 0));
   }
-  fill_geometry(a, p.shape, in_st, out_st);
+  fill_geometry(a, p.shape, in_st, out_st, mode == PwMode::kForwardRows);
   const c10::DeviceType dev = in[0].defined() ? in[0].device().type() : c10::DeviceType::CPU;
   (*call.stub)(dev)(a);
 }
@@ -231,16 +252,21 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
   const bool reduce = call.reduction != Reduction::None;
   at::Tensor loss;
   std::vector<at::Tensor> grads(call.n_grads);
-  if (!reduce) {
+  if (!reduce && call.row_sum) {
+    TORCH_CHECK(!p.shape.empty(), call.op, ": row sums need at least one dimension");
+    loss = at::empty(at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1), p.in[0].options().dtype(p.dtype));
+  } else if (!reduce) {
     loss = same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options());
   } else {
     loss = at::empty({}, p.in[0].options().dtype(p.dtype));
     for (int k = 0; k < call.n_grads; ++k)
       if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
   }
-  std::vector<at::Tensor> outs = reduce ? grads : std::vector<at::Tensor>{loss};
-  run(call, p, reduce ? PwMode::kForwardReduce : PwMode::kForwardNone, p.in, outs, reduce ? loss.data_ptr() : nullptr,
-      reduce_scale(call, p.numel));
+  // Row sums write through `loss` viewed with a trailing size-1 dimension (stride 0 once broadcast).
+  const bool rows = !reduce && call.row_sum;
+  std::vector<at::Tensor> outs = reduce ? grads : std::vector<at::Tensor>{rows ? loss.unsqueeze(-1) : loss};
+  const PwMode mode = reduce ? PwMode::kForwardReduce : (rows ? PwMode::kForwardRows : PwMode::kForwardNone);
+  run(call, p, mode, p.in, outs, reduce ? loss.data_ptr() : nullptr, reduce_scale(call, p.numel));
   std::vector<at::Tensor> result{loss};
   for (auto& g : finish_grads(call, p, grads)) result.push_back(g);
   return result;
@@ -264,7 +290,8 @@ std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::
   std::vector<at::Tensor> grads(call.n_grads);
   for (int k = 0; k < call.n_grads; ++k)
     if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
-  run(call, p, PwMode::kBackwardNone, in, grads, nullptr, reduce ? reduce_scale(call, p.numel) : 1.0);
+  run(call, p, PwMode::kBackwardNone, in, grads, nullptr,
+      (reduce || call.scale_override) ? reduce_scale(call, p.numel) : 1.0);
   return finish_grads(call, p, grads);
 }
 

@@ -22,6 +22,11 @@ void check_floating(const char* op, const char* name, const at::Tensor& t);
 // RuntimeError unless every defined tensor lives on the device of `ref`.
 void check_same_device(const char* op, const at::Tensor& ref, std::initializer_list<const at::Tensor*> others);
 
+// The dtypes lossext computes in: float16, bfloat16, float32, float64.
+bool is_loss_dtype(at::ScalarType st);
+// RuntimeError unless `t` broadcasts to `sizes` without changing them (as t.expand(sizes) would).
+void check_broadcasts_to(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef sizes);
+
 // An empty tensor that stands for "not computed" in an op's tuple of results.
 at::Tensor not_computed(const at::Tensor& like);
 
@@ -34,11 +39,15 @@ at::Tensor not_computed(const at::Tensor& like);
 //                                  pass where grad_mask[k] is set, scaled by the reduction, else empty
 //   backward (grad_output given):  returns {grad_k...} = grad_output * d loss / d input_k (masked)
 // `scale` multiplies the summed loss in Mean/Sum modes (1/numel for mean, 1 for sum) unless
-// `scale_override` is given (kl_div's batchmean).
+// `scale_override` is given (kl_div's batchmean); an override also scales row sums (below) and the
+// None-mode backward.
 // The computation dtype follows torch's type promotion (at::result_type: a dimensioned operand's
 // dtype wins over a 0-d one of the same category). With `integral_ok`, integer and bool operands
 // are accepted (as torch's composite losses accept integer targets) and converted to that dtype;
 // an all-integer call computes in the default float dtype, as torch's exp/log would.
+// `row_sum`: reduction None returns, instead of the elementwise loss, scale_override times the sum
+// of each row over the last dimension (shape: the broadcast shape without its last dimension;
+// multilabel_soft_margin_loss). The backward op then takes grad_output broadcast to the full shape.
 struct PointwiseCall {
   const char* op;
   const Stub<PointwiseFn>* stub;
@@ -49,6 +58,7 @@ struct PointwiseCall {
   std::vector<double> params;
   c10::optional<double> scale_override;
   bool integral_ok = false;
+  bool row_sum = false;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);

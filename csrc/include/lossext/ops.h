@@ -92,3 +92,21 @@ Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const T
                          std::array<bool, 1> grad_mask);
 
 }  // namespace lossext::ops
+
+namespace lossext::ops {
+
+std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy(const Tensor& input, const Tensor& target,
+                                                        const OptTensor& weight, int64_t reduction,
+                                                        std::array<bool, 2> grad_mask);
+std::tuple<Tensor, Tensor> binary_cross_entropy_backward(const Tensor& grad_output, const Tensor& input,
+                                                         const Tensor& target, const OptTensor& weight,
+                                                         int64_t reduction, std::array<bool, 2> grad_mask);
+
+std::tuple<Tensor, Tensor, Tensor> multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
+                                                               const OptTensor& weight, int64_t reduction,
+                                                               std::array<bool, 2> grad_mask);
+std::tuple<Tensor, Tensor> multilabel_soft_margin_loss_backward(const Tensor& grad_output, const Tensor& input,
+                                                                const Tensor& target, const OptTensor& weight,
+                                                                int64_t reduction, std::array<bool, 2> grad_mask);
+
+}  // namespace lossext::ops

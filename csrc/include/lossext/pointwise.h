@@ -11,14 +11,30 @@
 //     template <class V> C10_HOST_DEVICE V operator()(const V (&x)[kInputs], V (&g)[kGrads]) const;
 //   };   // returns the loss of one element; g[k] = d loss / d x[k]
 //
+// Optional domain checks (e.g. binary_cross_entropy's "input must lie in [0, 1]"): a functor that
+// declares `static constexpr int kChecks = n;` provides instead
+//     V operator()(const V (&x)[kInputs], V (&g)[kGrads], V (&bad)[kChecks]) const;
+// setting bad[c] to 1 where the element fails check c and to 0 elsewhere, and
+//     static const char* check_message(int c);   // host only
+// The CPU driver counts the failures in its (deterministic) chunk partials, in the same pass, and
+// raises RuntimeError(check_message(c) + counts) after the pass when a forward mode found any. A
+// GPU cannot raise without a host sync, so the CUDA driver ignores `bad`: the functor itself must
+// give failing elements a defined device-side result (NaN, for instance) and say so.
+//
 // Modes:
 //   kForwardNone : out[0] = loss (elementwise)
 //   kForwardReduce: loss = scale * sum(loss);  grads (where grad_mask has bit k) = scale * g[k]
 //   kBackwardNone: x[kInputs] is grad_output; out[k] = scale * grad_output * g[k] (masked k)
+//   kForwardRows : out[0][row] = scale * (sum of the losses of the row), a row being the innermost
+//                  coalesced dimension (sizes[ndim - 1] elements, possibly 0 or 1; the host keeps it
+//                  innermost and unmerged). out_strides[0][ndim - 1] is unused. Each row is summed
+//                  by one thread in a fixed order: deterministic. (multilabel_soft_margin's 'none')
 #pragma once
 
 #include <c10/core/ScalarType.h>
+#include <c10/macros/Macros.h>
 #include <cstdint>
+#include <type_traits>
 
 namespace lossext {
 
@@ -26,7 +42,7 @@ constexpr int kPwMaxDims = 8;
 constexpr int kPwMaxOperands = 6;  // inputs (+ grad_output)
 constexpr int kPwMaxParams = 8;
 
-enum class PwMode : int { kForwardNone = 0, kForwardReduce = 1, kBackwardNone = 2 };
+enum class PwMode : int { kForwardNone = 0, kForwardReduce = 1, kBackwardNone = 2, kForwardRows = 3 };
 
 struct PointwiseArgs {
   PwMode mode = PwMode::kForwardNone;
@@ -49,5 +65,27 @@ struct PointwiseArgs {
 };
 
 using PointwiseFn = void (*)(const PointwiseArgs&);
+
+// F::kChecks, or 0 for a functor without domain checks.
+template <class F, class = void>
+struct PwChecks : std::integral_constant<int, 0> {};
+template <class F>
+struct PwChecks<F, std::void_t<decltype(F::kChecks)>> : std::integral_constant<int, F::kChecks> {};
+template <class F>
+constexpr int pw_checks_v = PwChecks<F>::value;
+// Size of the `bad` array the drivers pass (arrays cannot be empty).
+template <class F>
+constexpr int pw_bad_size_v = pw_checks_v<F> > 0 ? pw_checks_v<F> : 1;
+
+// Calls the functor with or without the `bad` array, as it declares.
+template <class F, class V>
+C10_HOST_DEVICE inline V pw_eval(const F& f, const V (&x)[F::kInputs], V (&g)[F::kGrads],
+                                 V (&bad)[pw_bad_size_v<F>]) {
+  if constexpr (pw_checks_v<F> > 0) {
+    return f(x, g, bad);
+  } else {
+    return f(x, g);
+  }
+}
 
 }  // namespace lossext

@@ -7,9 +7,15 @@
 // unit-stride and already in the math type (the common float32/float64 case), and otherwise
 // gathered / converted into a small buffer first (strided, broadcast, half types). The functor
 // then runs on whole vectors.
+//
+// The mode is a template parameter and the vector loop has no per-vector branch: full vectors run
+// in one loop, the ragged end of a tile in one masked step, and absent outputs (a gradient nobody
+// asked for) go to a scratch tile instead of being tested for. kForwardRows (a per-row sum, see
+// lossext/pointwise.h) cuts the work by rows instead and sums each row with the same tile loop.
 #pragma once
 
 #include <ATen/Dispatch.h>
+#include <c10/util/Exception.h>
 #include <lossext/common.h>
 #include <lossext/cpu/reduce.h>
 #include <lossext/cpu/vec.h>
@@ -24,28 +30,58 @@ namespace lossext::CPU_CAPABILITY {
 constexpr int64_t kPwTile = 256;      // elements per tile (a multiple of every vector width)
 constexpr int64_t kPwChunk = 16384;   // elements per parallel chunk (fixed: determinism)
 
-template <class F, class T>
+// What a chunk hands back: its loss sum and, for a functor with domain checks, how many of its
+// elements failed each check. Counts are integers held exactly in double.
+template <int NC>
+struct PwPartial {
+  double loss = 0;
+  double bad[NC] = {};
+  PwPartial& operator+=(const PwPartial& o) {
+    loss += o.loss;
+    for (int c = 0; c < NC; ++c) bad[c] += o.bad[c];
+    return *this;
+  }
+};
+
+template <class F, class T, PwMode MODE>
 struct PointwiseLoop {
   using M = math_t<T>;
   using V = Vectorized<M>;
   static constexpr int kIn = F::kInputs;
   static constexpr int kG = F::kGrads;
+  static constexpr int kB = pw_bad_size_v<F>;
+  // Domain checks are counted in the forward modes only (torch's backwards do not check either).
+  static constexpr bool kCount = pw_checks_v<F> > 0 && MODE != PwMode::kBackwardNone;
+  static constexpr bool kSum = MODE == PwMode::kForwardReduce || MODE == PwMode::kForwardRows;
+  static constexpr int nin = MODE == PwMode::kBackwardNone ? kIn + 1 : kIn;  // + grad_output
+  static constexpr int nout = MODE == PwMode::kForwardNone ? 1 : (MODE == PwMode::kForwardRows ? 0 : kG);
+  using Partial = PwPartial<kB>;
 
   const PointwiseArgs& a;
   const F f;
-  const int nin;   // kIn, or kIn + 1 with grad_output
-  const int nout;  // outputs written per element
   const M scale;
 
-  explicit PointwiseLoop(const PointwiseArgs& args)
-      : a(args),
-        f(args.params),
-        nin(args.mode == PwMode::kBackwardNone ? kIn + 1 : kIn),
-        nout(args.mode == PwMode::kForwardNone ? 1 : kG),
-        scale(static_cast<M>(args.scale)) {}
+  explicit PointwiseLoop(const PointwiseArgs& args) : a(args), f(args.params), scale(static_cast<M>(args.scale)) {}
 
-  // Sum of the losses of the elements [begin, end) of the coalesced index space.
-  double run(int64_t begin, int64_t end) const {
+  // Operand / output base pointers (bytes) at the multi-index idx.
+  void bases(const int64_t* idx, const char** ip, int64_t* is, char** op, int64_t* os) const {
+    const int nd = a.ndim;
+    for (int k = 0; k < nin; ++k) {
+      int64_t off = 0;
+      for (int d = 0; d < nd; ++d) off += idx[d] * a.in_strides[k][d];
+      ip[k] = a.in[k] ? static_cast<const char*>(a.in[k]) + off * int64_t(sizeof(T)) : nullptr;
+      is[k] = a.in_strides[k][nd - 1];
+    }
+    for (int k = 0; k < nout; ++k) {
+      int64_t off = 0;
+      for (int d = 0; d < nd; ++d) off += idx[d] * a.out_strides[k][d];
+      op[k] = a.out[k] ? static_cast<char*>(a.out[k]) + off * int64_t(sizeof(T)) : nullptr;
+      os[k] = a.out_strides[k][nd - 1];
+    }
+  }
+
+  // The elements [begin, end) of the coalesced index space.
+  Partial run(int64_t begin, int64_t end) const {
     const int nd = a.ndim;
     int64_t idx[kPwMaxDims];
     int64_t rem = begin;
@@ -53,7 +89,7 @@ struct PointwiseLoop {
       idx[d] = rem % a.sizes[d];
       rem /= a.sizes[d];
     }
-    double total = 0;
+    Partial total;
     int64_t pos = begin;
     while (pos < end) {
       const int64_t len = std::min(a.sizes[nd - 1] - idx[nd - 1], end - pos);
@@ -61,18 +97,7 @@ struct PointwiseLoop {
       int64_t is[kPwMaxOperands];
       char* op[kPwMaxOperands];
       int64_t os[kPwMaxOperands];
-      for (int k = 0; k < nin; ++k) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; ++d) off += idx[d] * a.in_strides[k][d];
-        ip[k] = a.in[k] ? static_cast<const char*>(a.in[k]) + off * int64_t(sizeof(T)) : nullptr;
-        is[k] = a.in_strides[k][nd - 1];
-      }
-      for (int k = 0; k < nout; ++k) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; ++d) off += idx[d] * a.out_strides[k][d];
-        op[k] = a.out[k] ? static_cast<char*>(a.out[k]) + off * int64_t(sizeof(T)) : nullptr;
-        os[k] = a.out_strides[k][nd - 1];
-      }
+      bases(idx, ip, is, op, os);
       total += run_segment(ip, is, op, os, len);
       pos += len;
       idx[nd - 1] += len;
@@ -84,8 +109,37 @@ struct PointwiseLoop {
     return total;
   }
 
-  double run_segment(const char* const* ip, const int64_t* is, char* const* op, const int64_t* os,
-                     int64_t len) const {
+  // kForwardRows: the rows [r0, r1); row r's sum times scale goes to out[0] at the row's offset.
+  Partial run_rows(int64_t r0, int64_t r1) const {
+    const int nd = a.ndim;
+    const int64_t len = a.sizes[nd - 1];
+    int64_t idx[kPwMaxDims] = {};
+    int64_t rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      idx[d] = rem % a.sizes[d];
+      rem /= a.sizes[d];
+    }
+    T* out = static_cast<T*>(a.out[0]);
+    Partial total;
+    for (int64_t r = r0; r < r1; ++r) {
+      const char* ip[kPwMaxOperands];
+      int64_t is[kPwMaxOperands];
+      bases(idx, ip, is, nullptr, nullptr);
+      const Partial p = run_segment(ip, is, nullptr, nullptr, len);
+      int64_t off = 0;
+      for (int d = 0; d < nd - 1; ++d) off += idx[d] * a.out_strides[0][d];
+      out[off] = static_cast<T>(p.loss * a.scale);
+      for (int c = 0; c < kB; ++c) total.bad[c] += p.bad[c];
+      for (int d = nd - 2; d >= 0; --d) {  // next row
+        if (++idx[d] < a.sizes[d] || d == 0) break;
+        idx[d] = 0;
+      }
+    }
+    return total;
+  }
+
+  Partial run_segment(const char* const* ip, const int64_t* is, char* const* op, const int64_t* os,
+                      int64_t len) const {
     alignas(64) M inbuf[kPwMaxOperands][kPwTile];
     alignas(64) M outbuf[kPwMaxOperands][kPwTile];
     const M* src[kPwMaxOperands];
@@ -103,7 +157,9 @@ struct PointwiseLoop {
         src[k] = inbuf[k];
       }
     }
-    double total = 0;
+    bool direct[kPwMaxOperands];
+    for (int k = 0; k < nout; ++k) direct[k] = op[k] && std::is_same_v<T, M> && os[k] == 1;
+    Partial total;
     for (int64_t t0 = 0; t0 < len; t0 += kPwTile) {
       const int64_t n = std::min(kPwTile, len - t0);
       const M* s[kPwMaxOperands];
@@ -121,11 +177,8 @@ struct PointwiseLoop {
         }
       }
       M* d[kPwMaxOperands];
-      bool direct[kPwMaxOperands];
-      for (int k = 0; k < nout; ++k) {
-        direct[k] = op[k] && std::is_same_v<T, M> && os[k] == 1;
-        d[k] = direct[k] ? reinterpret_cast<M*>(op[k]) + t0 : outbuf[k];
-      }
+      // An absent output is written to its scratch tile and dropped: no per-vector test.
+      for (int k = 0; k < nout; ++k) d[k] = direct[k] ? reinterpret_cast<M*>(op[k]) + t0 : outbuf[k];
       total += tile(s, d, n);
       for (int k = 0; k < nout; ++k) {
         if (!op[k] || direct[k]) continue;
@@ -140,45 +193,93 @@ struct PointwiseLoop {
     return total;
   }
 
-  // The vector loop over one tile; returns the tile's loss sum (reduce mode).
-  double tile(const M* const* s, M* const* d, int64_t n) const {
+  // One tile: whole vectors, then the ragged end as one masked step.
+  Partial tile(const M* const* s, M* const* d, int64_t n) const {
     V acc(0);
-    const V vscale(scale);
-    for (int64_t j = 0; j < n; j += V::size()) {
-      const int64_t cnt = std::min<int64_t>(V::size(), n - j);
-      V x[kIn];
-      V g[kG];
-      for (int k = 0; k < kIn; ++k) x[k] = cnt == V::size() ? V::loadu(s[k] + j) : V::loadu(s[k] + j, cnt);
-      const V loss = f(x, g);
-      if (a.mode == PwMode::kForwardNone) {
-        store(d[0] + j, loss, cnt);
-      } else if (a.mode == PwMode::kForwardReduce) {
-        acc = acc + (cnt == V::size() ? loss : V::set(V(0), loss, cnt));
-        for (int k = 0; k < kG; ++k)
-          if (a.out[k]) store(d[k] + j, g[k] * vscale, cnt);
-      } else {
-        const V go = (cnt == V::size() ? V::loadu(s[kIn] + j) : V::loadu(s[kIn] + j, cnt)) * vscale;
-        for (int k = 0; k < kG; ++k)
-          if (a.out[k]) store(d[k] + j, g[k] * go, cnt);
-      }
+    V bacc[kB];
+    for (int c = 0; c < kB; ++c) bacc[c] = V(0);
+    int64_t j = 0;
+    for (; j + V::size() <= n; j += V::size()) step<true>(s, d, j, V::size(), acc, bacc);
+    if (j < n) step<false>(s, d, j, n - j, acc, bacc);
+    Partial p;
+    if constexpr (kSum) p.loss = hsum(acc);
+    if constexpr (kCount) {
+      for (int c = 0; c < kB; ++c) p.bad[c] = hsum(bacc[c]);
     }
-    return a.mode == PwMode::kForwardReduce ? hsum(acc) : 0.0;
+    return p;
   }
 
+  template <bool FULL>
+  static V load(const M* p, int64_t cnt) {
+    if constexpr (FULL) return V::loadu(p);
+    else return V::loadu(p, cnt);
+  }
+  template <bool FULL>
   static void store(M* p, const V& v, int64_t cnt) {
-    cnt == V::size() ? v.store(p) : v.store(p, cnt);
+    if constexpr (FULL) v.store(p);
+    else v.store(p, cnt);
+  }
+  template <bool FULL>
+  static V keep(const V& v, int64_t cnt) {  // v with the lanes past cnt zeroed
+    if constexpr (FULL) return v;
+    else return V::set(V(0), v, cnt);
+  }
+
+  template <bool FULL>
+  void step(const M* const* s, M* const* d, int64_t j, int64_t cnt, V& acc, V* bacc) const {
+    V x[kIn];
+    V g[kG];
+    V bad[kB];
+    for (int k = 0; k < kIn; ++k) x[k] = load<FULL>(s[k] + j, cnt);
+    const V loss = pw_eval(f, x, g, bad);
+    if constexpr (MODE == PwMode::kForwardNone) store<FULL>(d[0] + j, loss, cnt);
+    if constexpr (kSum) acc = acc + keep<FULL>(loss, cnt);
+    if constexpr (MODE == PwMode::kForwardReduce) {
+      const V vs(scale);
+      for (int k = 0; k < kG; ++k) store<FULL>(d[k] + j, g[k] * vs, cnt);
+    }
+    if constexpr (MODE == PwMode::kBackwardNone) {
+      const V go = load<FULL>(s[kIn] + j, cnt) * V(scale);
+      for (int k = 0; k < kG; ++k) store<FULL>(d[k] + j, g[k] * go, cnt);
+    }
+    if constexpr (kCount) {
+      for (int c = 0; c < kB; ++c) bacc[c] = bacc[c] + keep<FULL>(bad[c], cnt);
+    }
   }
 };
 
-template <class F, class T>
-void pointwise_cpu(const PointwiseArgs& a) {
-  PointwiseLoop<F, T> loop(a);
-  if (a.mode == PwMode::kForwardReduce) {
-    const double sum = chunked_reduce<double>(a.numel, kPwChunk,
-                                              [&](int64_t b, int64_t e) { return loop.run(b, e); });
-    *static_cast<T*>(a.loss) = static_cast<T>(sum * a.scale);
+template <class F, class T, PwMode MODE>
+void pointwise_cpu_mode(const PointwiseArgs& a) {
+  using Loop = PointwiseLoop<F, T, MODE>;
+  using Partial = typename Loop::Partial;
+  const Loop loop(a);
+  Partial total;
+  if constexpr (MODE == PwMode::kForwardRows) {
+    int64_t rows = 1;
+    for (int d = 0; d < a.ndim - 1; ++d) rows *= a.sizes[d];
+    const int64_t rows_per_chunk = std::max<int64_t>(1, kPwChunk / std::max<int64_t>(1, a.sizes[a.ndim - 1]));
+    total = chunked_reduce<Partial>(rows, rows_per_chunk, [&](int64_t b, int64_t e) { return loop.run_rows(b, e); });
+  } else if constexpr (Loop::kSum || Loop::kCount) {
+    total = chunked_reduce<Partial>(a.numel, kPwChunk, [&](int64_t b, int64_t e) { return loop.run(b, e); });
   } else {
     chunked_for(a.numel, kPwChunk, [&](int64_t b, int64_t e) { loop.run(b, e); });
+  }
+  if constexpr (MODE == PwMode::kForwardReduce) *static_cast<T*>(a.loss) = static_cast<T>(total.loss * a.scale);
+  if constexpr (Loop::kCount) {
+    for (int c = 0; c < pw_checks_v<F>; ++c) {
+      TORCH_CHECK(total.bad[c] == 0, F::check_message(c), " (", static_cast<int64_t>(total.bad[c]), " of ",
+                  a.numel, " elements are not)");
+    }
+  }
+}
+
+template <class F, class T>
+void pointwise_cpu(const PointwiseArgs& a) {
+  switch (a.mode) {
+    case PwMode::kForwardNone: return pointwise_cpu_mode<F, T, PwMode::kForwardNone>(a);
+    case PwMode::kForwardReduce: return pointwise_cpu_mode<F, T, PwMode::kForwardReduce>(a);
+    case PwMode::kBackwardNone: return pointwise_cpu_mode<F, T, PwMode::kBackwardNone>(a);
+    case PwMode::kForwardRows: return pointwise_cpu_mode<F, T, PwMode::kForwardRows>(a);
   }
 }
 

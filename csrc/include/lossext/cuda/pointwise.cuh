@@ -6,6 +6,11 @@
 // is aligned. General path: per-element offsets from the coalesced sizes and strides.
 // Reduce mode: each thread accumulates in double, each block writes one partial, and a second
 // one-block kernel adds the partials in order (deterministic; no atomics).
+// Rows mode (per-row sums over the innermost dimension): a warp per row, or a whole block per row
+// when rows are long; lanes stride over the row, accumulate in double and meet in a fixed shuffle
+// tree (deterministic; no atomics).
+// Domain checks (lossext/pointwise.h) are not counted here: raising would need a host sync, so
+// the functor's own device-side result for failing elements (e.g. NaN) stands.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -77,9 +82,10 @@ pointwise_contig_kernel(const PointwiseArgs a, const F f, double* __restrict__ p
       if (v >= cnt) break;
       M xi[kIn];
       M g[kG];
+      M bad[pw_bad_size_v<F>];
 #pragma unroll
       for (int k = 0; k < kIn; ++k) xi[k] = x[v][k];
-      const M loss = f(xi, g);
+      const M loss = pw_eval(f, xi, g, bad);
       if constexpr (MODE == PwMode::kForwardNone) {
         o[0].v[v] = static_cast<T>(loss);
       } else if constexpr (MODE == PwMode::kForwardReduce) {
@@ -138,9 +144,10 @@ pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ 
       x[k] = a.in[k] ? static_cast<M>(static_cast<const T*>(a.in[k])[ioff[k]]) : M(1);
     M xi[kIn];
     M g[kG];
+    M bad[pw_bad_size_v<F>];
 #pragma unroll
     for (int k = 0; k < kIn; ++k) xi[k] = x[k];
-    const M loss = f(xi, g);
+    const M loss = pw_eval(f, xi, g, bad);
     if constexpr (MODE == PwMode::kForwardNone) {
       static_cast<T*>(a.out[0])[ooff[0]] = static_cast<T>(loss);
     } else if constexpr (MODE == PwMode::kForwardReduce) {
@@ -157,6 +164,50 @@ pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ 
   if constexpr (MODE == PwMode::kForwardReduce) {
     acc = block_sum(acc);
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
+// kForwardRows: out[0][row] = scale * sum of the row's losses. A group of TPR consecutive threads
+// (32: a warp; kPwThreads: the block) owns a row at a time; `row` is the same for every thread of a
+// group, so each group runs its warp_sum / block_sum with all of its threads.
+template <class F, class T, int TPR>
+__global__ void __launch_bounds__(kPwThreads)
+pointwise_rows_kernel(const PointwiseArgs a, const F f, int64_t rows) {
+  using M = at::opmath_type<T>;
+  constexpr int kIn = F::kInputs, kG = F::kGrads;
+  constexpr int kGroups = kPwThreads / TPR;  // groups per block
+  const int nd = a.ndim;
+  const int64_t len = a.sizes[nd - 1];
+  const int lane = threadIdx.x % TPR;
+  for (int64_t row = int64_t(blockIdx.x) * kGroups + threadIdx.x / TPR; row < rows;
+       row += int64_t(gridDim.x) * kGroups) {
+    int64_t ioff[kIn] = {};
+    int64_t ooff = 0;
+    int64_t rem = row;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t q = rem / a.sizes[d];
+      const int64_t id = rem - q * a.sizes[d];
+      rem = q;
+#pragma unroll
+      for (int k = 0; k < kIn; ++k) ioff[k] += id * a.in_strides[k][d];
+      ooff += id * a.out_strides[0][d];
+    }
+    double acc = 0;
+    for (int64_t c = lane; c < len; c += TPR) {
+      M x[kIn];
+      M g[kG];
+      M bad[pw_bad_size_v<F>];
+#pragma unroll
+      for (int k = 0; k < kIn; ++k)
+        x[k] = a.in[k] ? static_cast<M>(static_cast<const T*>(a.in[k])[ioff[k] + c * a.in_strides[k][nd - 1]]) : M(1);
+      acc += static_cast<double>(pw_eval(f, x, g, bad));
+    }
+    if constexpr (TPR == 32) {
+      acc = warp_sum(acc);
+    } else {
+      acc = block_sum(acc);
+    }
+    if (lane == 0) static_cast<T*>(a.out[0])[ooff] = static_cast<T>(acc * a.scale);
   }
 }
 
@@ -203,6 +254,22 @@ void pointwise_cuda(const PointwiseArgs& a) {
       case PwMode::kBackwardNone:
         if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kBackwardNone>(a, at::Tensor(), grid);
         break;
+      case PwMode::kForwardRows: {
+        int64_t rows = 1;
+        for (int d = 0; d < a.ndim - 1; ++d) rows *= a.sizes[d];
+        if (rows == 0) break;
+        const F f(a.params);
+        auto stream = c10::cuda::getCurrentCUDAStream();
+        if (a.sizes[a.ndim - 1] >= 1024) {  // long rows: a block per row
+          const int64_t g = grid_for(rows, 1, kPwBlocksPerSm);
+          pointwise_rows_kernel<F, scalar_t, kPwThreads><<<g, kPwThreads, 0, stream>>>(a, f, rows);
+        } else {  // a warp per row
+          const int64_t g = grid_for(rows, kPwThreads / 32, kPwBlocksPerSm);
+          pointwise_rows_kernel<F, scalar_t, 32><<<g, kPwThreads, 0, stream>>>(a, f, rows);
+        }
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        break;
+      }
       case PwMode::kForwardReduce: {
         at::Tensor partials = partials_buffer(grid, device);
         if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kForwardReduce>(a, partials, grid);

@@ -1,0 +1,12 @@
+#include <lossext/cuda/pointwise.cuh>
+#include <lossext/ops.h>
+#include <losses/binary_cross_entropy.h>
+
+#include <torch/library.h>
+
+LOSSEXT_CUDA_POINTWISE(lossext::binary_cross_entropy_stub, lossext::BinaryCrossEntropyOp);
+
+TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
+  m.impl("binary_cross_entropy", &lossext::ops::binary_cross_entropy);
+  m.impl("binary_cross_entropy_backward", &lossext::ops::binary_cross_entropy_backward);
+}

@@ -1,0 +1,12 @@
+#include <lossext/cuda/pointwise.cuh>
+#include <lossext/ops.h>
+#include <losses/multilabel_soft_margin_loss.h>
+
+#include <torch/library.h>
+
+LOSSEXT_CUDA_POINTWISE(lossext::multilabel_soft_margin_loss_stub, lossext::MultilabelSoftMarginOp);
+
+TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
+  m.impl("multilabel_soft_margin_loss", &lossext::ops::multilabel_soft_margin_loss);
+  m.impl("multilabel_soft_margin_loss_backward", &lossext::ops::multilabel_soft_margin_loss_backward);
+}

@@ -1,0 +1,60 @@
+#include <lossext/host.h>
+#include <lossext/ops.h>
+#include <losses/binary_cross_entropy.h>
+
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::binary_cross_entropy_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+namespace {
+constexpr const char* kOp = "binary_cross_entropy";
+
+// torch's rules: a floating input (else NotImplementedError), a target of the same size
+// (ValueError) and dtype (RuntimeError), a weight that broadcasts to the input (RuntimeError) and is
+// applied in the input's dtype (torch multiplies it into the input-dtype loss in place).
+PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt, int64_t reduction,
+                        std::array<bool, 2> mask) {
+  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
+                              input.scalar_type());
+  TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
+                    " must be the same as input size ", shape_str(input.sizes()));
+  TORCH_CHECK(target.scalar_type() == input.scalar_type(), kOp, ": expected target of dtype ", input.scalar_type(),
+              " (the input's), but got ", target.scalar_type());
+  Tensor weight = weight_opt.value_or(Tensor());
+  if (weight.defined()) {
+    check_broadcasts_to(kOp, "weight", weight, input.sizes());
+    if (weight.scalar_type() != input.scalar_type()) weight = weight.to(input.scalar_type());
+  }
+  return PointwiseCall{kOp, &binary_cross_entropy_stub, {input, target, weight}, 2, to_reduction(reduction, kOp),
+                       {mask[0], mask[1]}, {}, {}};
+}
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy(const Tensor& input, const Tensor& target,
+                                                        const OptTensor& weight, int64_t reduction,
+                                                        std::array<bool, 2> grad_mask) {
+  auto r = pointwise_forward(make_call(input, target, weight, reduction, grad_mask));
+  return {r[0], r[1], r[2]};
+}
+
+std::tuple<Tensor, Tensor> binary_cross_entropy_backward(const Tensor& grad_output, const Tensor& input,
+                                                         const Tensor& target, const OptTensor& weight,
+                                                         int64_t reduction, std::array<bool, 2> grad_mask) {
+  auto r = pointwise_backward(make_call(input, target, weight, reduction, grad_mask), grad_output);
+  return {r[0], r[1]};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("binary_cross_entropy(Tensor input, Tensor target, Tensor? weight, int reduction, bool[2] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("binary_cross_entropy_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, "
+        "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  m.impl("binary_cross_entropy", &lossext::ops::binary_cross_entropy);
+  m.impl("binary_cross_entropy_backward", &lossext::ops::binary_cross_entropy_backward);
+}

@@ -1,0 +1,81 @@
+#include <lossext/host.h>
+#include <lossext/ops.h>
+#include <losses/multilabel_soft_margin_loss.h>
+
+#include <c10/core/ScalarType.h>
+#include <torch/library.h>
+
+LOSSEXT_DEFINE_STUB(lossext::multilabel_soft_margin_loss_stub, lossext::PointwiseFn);
+
+namespace lossext::ops {
+namespace {
+constexpr const char* kOp = "multilabel_soft_margin_loss";
+
+// torch's function is composite: target and weight broadcast against the input and take part in
+// dtype promotion (an integer one computes in the input's dtype; a bool target fails in 1 - target).
+// We require both to broadcast *to* the input's shape: torch would also accept larger ones, then
+// sum over a dimension that is not the class dimension.
+Tensor as_operand(const Tensor& t, const Tensor& input) {
+  return c10::isIntegralType(t.scalar_type(), /*includeBool=*/true) ? t.to(input.scalar_type()) : t;
+}
+
+PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt, int64_t reduction,
+                        std::array<bool, 2> mask) {
+  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
+                              input.scalar_type());
+  TORCH_CHECK_INDEX(input.dim() >= 1, kOp, ": dimension specified as -1 (the classes) but the input has no dimensions");
+  TORCH_CHECK(target.scalar_type() != at::kBool, kOp, ": a bool target is not supported (torch computes 1 - target)");
+  check_broadcasts_to(kOp, "target", target, input.sizes());
+  Tensor weight = weight_opt.value_or(Tensor());
+  if (weight.defined()) {
+    check_broadcasts_to(kOp, "weight", weight, input.sizes());
+    weight = as_operand(weight, input);
+  }
+  const Reduction red = to_reduction(reduction, kOp);
+  PointwiseCall call{kOp, &multilabel_soft_margin_loss_stub, {input, as_operand(target, input), weight}, 2, red,
+                     {mask[0], mask[1]}, {}, {}};
+  // Per sample: the class mean (1/C; C = 0 gives NaN, as torch's 0/0). 'mean' then divides the
+  // total by N: 1/(N C) = the driver's default 1/numel.
+  if (red != Reduction::Mean) call.scale_override = 1.0 / static_cast<double>(input.size(-1));
+  call.row_sum = red == Reduction::None;
+  return call;
+}
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor> multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
+                                                               const OptTensor& weight, int64_t reduction,
+                                                               std::array<bool, 2> grad_mask) {
+  auto r = pointwise_forward(make_call(input, target, weight, reduction, grad_mask));
+  return {r[0], r[1], r[2]};
+}
+
+// 'none': d loss_n / d x_nc = grad_output_n * (1/C) * g_nc, i.e. the elementwise backward with
+// grad_output broadcast along the class dimension (a stride-0 view) and scale 1/C.
+std::tuple<Tensor, Tensor> multilabel_soft_margin_loss_backward(const Tensor& grad_output, const Tensor& input,
+                                                                const Tensor& target, const OptTensor& weight,
+                                                                int64_t reduction, std::array<bool, 2> grad_mask) {
+  const PointwiseCall call = make_call(input, target, weight, reduction, grad_mask);
+  Tensor go = grad_output;
+  if (call.reduction == Reduction::None) {
+    const auto rows = input.sizes().slice(0, input.dim() - 1);
+    TORCH_CHECK(grad_output.sizes() == rows, kOp, ": expected grad_output of shape ", shape_str(rows), ", but got ",
+                shape_str(grad_output.sizes()));
+    go = grad_output.unsqueeze(-1).expand(input.sizes());
+  }
+  auto r = pointwise_backward(call, go);
+  return {r[0], r[1]};
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  m.def("multilabel_soft_margin_loss(Tensor input, Tensor target, Tensor? weight, int reduction, bool[2] grad_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("multilabel_soft_margin_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, "
+        "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+  m.impl("multilabel_soft_margin_loss", &lossext::ops::multilabel_soft_margin_loss);
+  m.impl("multilabel_soft_margin_loss_backward", &lossext::ops::multilabel_soft_margin_loss_backward);
+}
