@@ -25,13 +25,13 @@ for step in $steps; do
       python3 -m pytest tests -q -m cuda -p no:cacheprovider 2>&1 | tail -30 | tee -a "$OUT/run.log" ;;&
     sanitize|all)
       log "compute-sanitizer" | tee -a "$OUT/run.log"
-      for tool in memcheck racecheck initcheck; do
+      for tool in ${SAN_TOOLS:-memcheck racecheck initcheck}; do
         compute-sanitizer --tool $tool --error-exitcode 9 python3 benchmarks/sanitize_cases.py > "$OUT/sanitize_$tool.log" 2>&1
         echo "$tool: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitize_$tool.log") clean summaries)" | tee -a "$OUT/run.log"
         grep -m5 -E "ERROR SUMMARY|Invalid|Race|Uninitialized" "$OUT/sanitize_$tool.log" | tee -a "$OUT/run.log"
       done ;;&
     bench|all)
       log "bench" | tee -a "$OUT/run.log"
-      python3 -m lossext.bench --device cuda --out "$OUT/bench_cuda.md" 2>&1 | grep -v "it/s\]" | tail -40 | tee -a "$OUT/run.log" ;;
+      python3 -m lossext.bench --device cuda --out "$OUT/bench_cuda.md" ${BENCH_ARGS:-} 2>&1 | grep -v "it/s\]" | tail -40 | tee -a "$OUT/run.log" ;;
   esac
 done

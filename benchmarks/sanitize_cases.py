@@ -21,7 +21,10 @@ def run(name, *args, diff=(0,), **kw):
     torch.cuda.synchronize()
 
 
-for dt in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+import os
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat16,float16,float64").split(",")]:
     for shape in [(0,), (), (7,), (33, 129), (3, 5, 7)]:
         x = torch.randn(shape, device=dev, dtype=dt)
         p = torch.rand(shape, device=dev, dtype=dt)

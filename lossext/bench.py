@@ -275,8 +275,9 @@ def _fmt_x(a, b):
     return f"{b / a:.2f}x"
 
 
-def run(devices, quick, only, budget, use_compile, out_path):
-    cases = [c for c in _cases() if hasattr(LF, c.loss) and (not only or c.loss in only) and (not quick or not c.large)]
+def run(devices, quick, only, budget, use_compile, out_path, large_only=False):
+    cases = [c for c in _cases() if hasattr(LF, c.loss) and (not only or c.loss in only)
+             and (not quick or not c.large) and (not large_only or c.large)]
     rows = []
     jobs = [(d, c) for d in devices for c in cases if d in c.devices]
     try:
@@ -362,6 +363,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="all", choices=["all", "cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="small sizes only")
+    ap.add_argument("--large", action="store_true", help="large sizes only")
     ap.add_argument("--only", default="", help="comma-separated loss names")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds of timing per measurement (after warm-up)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile columns")
@@ -371,7 +373,7 @@ def main(argv=None):
     if not torch.cuda.is_available():
         devices = [d for d in devices if d != "cuda"]
     only = [s.strip() for s in a.only.split(",") if s.strip()]
-    rows, bw = run(devices, a.quick, only, a.budget, not a.no_compile, a.out)
+    rows, bw = run(devices, a.quick, only, a.budget, not a.no_compile, a.out, a.large)
     text = header(bw) + "\n\n" + table(rows)
     print(text)
     worst = max((r["err"] for r in rows), default=0.0)
