@@ -250,7 +250,8 @@ def _make_eager_call(op, setup_fn, backward_fn):
         backward = staticmethod(backward_fn)
 
     def call(*args):
-        if any(args[-1]) and not torch.compiler.is_compiling():
+        if (torch.is_grad_enabled() and not torch.compiler.is_compiling()
+                and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)):
             return Fn.apply(*args)
         return op(*args)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import gc
 import math
 import os
@@ -40,6 +41,7 @@ class Case:
     dtype: torch.dtype = torch.float32
     large: bool = False
     devices: tuple = ("cpu", "cuda")
+    ours_kwargs: Optional[dict] = None   # extra keyword arguments for lossext only
 
 
 def _g(device, seed=0):
@@ -84,6 +86,8 @@ def _cases() -> List[Case]:
         return make
 
     add("cross_entropy", "{}x{}", ce, (64, 1000), (4096, 32000), (16384, 128256), cuda_dtype=torch.bfloat16)
+    for c in cs[-3:]:
+        cs.append(dataclasses.replace(c, label=c.label + " inplace_backward", ours_kwargs={"inplace_backward": True}))
 
     def ce_smooth(n, c):
         def make(device, dtype, g):
@@ -303,6 +307,8 @@ def run(devices, quick, only, budget, use_compile, out_path, large_only=False):
         g = _g(device)
         args, kwargs, diff = c.make(device, c.dtype, g)
         ours, ref = getattr(LF, c.loss), getattr(F, c.loss)
+        if c.ours_kwargs:
+            ours = functools.partial(ours, **c.ours_kwargs)
         err_ours = _parity(ours, args, kwargs, diff, ref)
         err_torch = _parity(ref, args, kwargs, diff, ref)
         t = {}

@@ -92,6 +92,7 @@ def check_loss(
     assert_close(out, expected, dtype, "loss")
     if diff:
         g = torch.randn(out.shape, dtype=torch.float64) if grad_output == "random" else torch.ones(out.shape, dtype=torch.float64)
+        g = g.to(out.dtype).double()  # the reference sees the same (rounded) grad_output values
         ins = [leaves[i] for i in diff]
         ref_ins = [ref_leaves[i] for i in diff]
         grads = torch.autograd.grad(out, ins, g.to(out.dtype).to(out.device), allow_unused=True)
