@@ -49,5 +49,11 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
         run("nll_loss", logits, t)
         run("multilabel_soft_margin_loss", logits, (torch.rand(n, c, device=dev) > 0.5).to(dt))
     run("cross_entropy", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
+    # Unbatched (C,) inputs, mean, with weights / smoothing / ignored targets: the row-wise N=1 path
+    # (an intermittent CUDA-only mismatch was seen there on 2026-11-23; see README).
+    for ii in (-100, 2):
+        u, ut = torch.randn(6, device=dev, dtype=dt), torch.tensor(2, device=dev)
+        run("cross_entropy", u, ut, weight=torch.rand(6, device=dev, dtype=dt) + 0.25, ignore_index=ii, label_smoothing=0.3)
+        run("nll_loss", u, ut, weight=torch.rand(6, device=dev, dtype=dt) + 0.25, ignore_index=ii)
     run("nll_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
 print("sanitize cases: done")
