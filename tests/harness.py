@@ -116,3 +116,19 @@ def run_isa(code: str, isa: str) -> str:
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"ATEN_CPU_CAPABILITY={isa}:\n{r.stdout}\n{r.stderr}"
     return r.stdout
+
+
+def run_every_isa(code: str) -> None:
+    """Runs `code` (which must end by printing lossext.cpu_isa()) once per CPU kernel copy that was
+    built and that this processor can run, and checks that each run used the copy it asked for."""
+    import lossext
+
+    ran = 0
+    for isa in lossext.built_isas():
+        if isa == "AVX512" and lossext.cpu_isa() != "AVX512":
+            continue  # this processor cannot run it
+        if isa == "AVX2" and lossext.cpu_isa() == "DEFAULT":
+            continue
+        assert run_isa(code, isa.lower()).strip() == isa
+        ran += 1
+    assert ran >= 1

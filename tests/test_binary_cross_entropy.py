@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 import lossext
 import lossext.functional as LF
-from harness import DEVICES, FLOAT_DTYPES, REDUCTIONS, check_loss, opcheck, run_isa
+from harness import DEVICES, FLOAT_DTYPES, REDUCTIONS, check_loss, opcheck, run_every_isa
 
 OPS = torch.ops.lossext
 
@@ -267,12 +267,4 @@ def test_every_isa():
         "    assert 'between 0 and 1' in str(e)\n"
         "print(lossext.cpu_isa())\n"
     )
-    ran = 0
-    for isa in lossext.built_isas():
-        if isa == "AVX512" and lossext.cpu_isa() != "AVX512":
-            continue  # this processor cannot run it
-        if isa == "AVX2" and lossext.cpu_isa() == "DEFAULT":
-            continue
-        assert run_isa(code, isa.lower()).strip() == isa
-        ran += 1
-    assert ran >= 1
+    run_every_isa(code)
