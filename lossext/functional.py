@@ -120,7 +120,7 @@ def kl_div(
 
 # --- l1_loss, mse_loss, huber_loss, smooth_l1_loss, soft_margin_loss --------------------------------
 
-def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:
+def _warn_if_broadcast(input: Tensor, target: Tensor, stacklevel: int = 3) -> None:
     # torch's warning, attributed (stacklevel) to the caller of the functional. Not while dynamo
     # traces (warnings.warn would break a fullgraph compile; torch's compiled losses warn only
     # once, at trace time, anyway).
@@ -129,7 +129,7 @@ def _warn_if_broadcast(input: Tensor, target: Tensor) -> None:
             f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
             "This will likely lead to incorrect results due to broadcasting. "
             "Please ensure they have the same size.",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -140,6 +140,14 @@ def _weighted_reduction(reduction: str, weight: Optional[Tensor], size_average=N
     return reduction_enum(reduction, size_average, reduce)
 
 
+def _weighted_pair(name: str, input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+                   size_average, reduce) -> Tensor:
+    """l1_loss and mse_loss: the broadcast warning, torch's reduction rules with a weight, the op."""
+    _warn_if_broadcast(input, target, stacklevel=4)
+    r = _weighted_reduction(reduction, weight, size_average, reduce)
+    return _call(name, input, target, weight, r, grad_mask(input, target, weight))[0]
+
+
 def l1_loss(
     input: Tensor,
     target: Tensor,
@@ -148,9 +156,7 @@ def l1_loss(
     reduction: str = "mean",
     weight: Optional[Tensor] = None,
 ) -> Tensor:
-    _warn_if_broadcast(input, target)
-    r = _weighted_reduction(reduction, weight, size_average, reduce)
-    return _call("l1_loss", input, target, weight, r, grad_mask(input, target, weight))[0]
+    return _weighted_pair("l1_loss", input, target, weight, reduction, size_average, reduce)
 
 
 def mse_loss(
@@ -161,9 +167,7 @@ def mse_loss(
     reduction: str = "mean",
     weight: Optional[Tensor] = None,
 ) -> Tensor:
-    _warn_if_broadcast(input, target)
-    r = _weighted_reduction(reduction, weight, size_average, reduce)
-    return _call("mse_loss", input, target, weight, r, grad_mask(input, target, weight))[0]
+    return _weighted_pair("mse_loss", input, target, weight, reduction, size_average, reduce)
 
 
 def huber_loss(
