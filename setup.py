@@ -120,7 +120,9 @@ def extensions():
     isas = _isas()
     debug = _flag("LOSSEXT_DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    cxx = opt + ["-Wno-unused-function"]
+    # -g0 overrides the -g of Python's own CFLAGS, which distutils puts on every compile line:
+    # debug info of these template-heavy files made the build slower and the library 100 MB.
+    cxx = opt + ([] if debug else ["-g0"]) + ["-Wno-unused-function"]
     # at::parallel_for is an inline template that runs in parallel only where _OPENMP is defined
     # (ATen/Parallel-inl.h, ParallelOpenMP.h); without -fopenmp every CPU loop silently runs on
     # one thread. The libgomp.so.1 we link against resolves to the one torch already loaded.

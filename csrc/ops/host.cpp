@@ -1,4 +1,5 @@
 // Host-side helpers and the generic pointwise runner (see lossext/host.h).
+#include <lossext/fresh.h>
 #include <lossext/host.h>
 
 #include <ATen/ops/empty.h>
@@ -228,7 +229,7 @@ void run(const PointwiseCall& call, const Prepared& p, PwMode mode, const std::v
 // full-size (summed down afterwards).
 at::Tensor grad_buffer(const Prepared& p, int k) {
   const auto& t = p.in[k];
-  return same_shape(t, p.shape) ? at::empty_like(t) : at::empty(p.shape, t.options());
+  return fresh(same_shape(t, p.shape) ? at::empty_like(t) : at::empty(p.shape, t.options()));
 }
 
 // Sums broadcast gradients down and restores each operand's dtype.
@@ -256,7 +257,7 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
     TORCH_CHECK(!p.shape.empty(), call.op, ": row sums need at least one dimension");
     loss = at::empty(at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1), p.in[0].options().dtype(p.dtype));
   } else if (!reduce) {
-    loss = same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options());
+    loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options()));
   } else {
     loss = at::empty({}, p.in[0].options().dtype(p.dtype));
     for (int k = 0; k < call.n_grads; ++k)

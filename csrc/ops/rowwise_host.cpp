@@ -1,4 +1,5 @@
 // Host side of the row-wise losses (see lossext/rowwise_host.h).
+#include <lossext/fresh.h>
 #include <lossext/host.h>
 #include <lossext/rowwise_host.h>
 
@@ -178,8 +179,8 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   // Layout: every (N, C, S) operand in the rows layout (sC == 1), or the spatial one (sS == 1), or a
   // transposed (N, C) matrix (sN == 1, run spatially as (1, C, N)); otherwise made contiguous.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    p.grad_input = inplace ? input : (want_grad_input ? at::empty_like(input) : at::Tensor());
-    p.grad_target = (a.prob && want_grad_target) ? at::empty_like(target) : at::Tensor();
+    p.grad_input = inplace ? input : (want_grad_input ? fresh(at::empty_like(input)) : at::Tensor());
+    p.grad_target = (a.prob && want_grad_target) ? fresh(at::empty_like(target)) : at::Tensor();
     const at::Tensor* ops[kRowOperands] = {&input, &p.grad_input, a.prob ? &target : nullptr, &p.grad_target};
     Triple tr[kRowOperands] = {};
     bool mergeable = true, rows = true, spatial = a.S > 1, trans = d == 2 && a.N > 1;
