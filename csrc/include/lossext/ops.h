@@ -40,6 +40,8 @@ PointwiseCall poisson_nll_loss_call(const Tensor& input, const Tensor& target, b
 // reduction='batchmean' (= reduction sum + batch_divide).
 PointwiseCall kl_div_call(const Tensor& input, const Tensor& target, int64_t reduction, bool log_target,
                           bool batch_divide);
+PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                                               int64_t reduction);
 
 }  // namespace lossext::ops
 
@@ -81,16 +83,5 @@ std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, c
 Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
                          const OptTensor& weight, int64_t reduction, int64_t ignore_index,
                          std::array<bool, 1> grad_mask);
-
-}  // namespace lossext::ops
-
-namespace lossext::ops {
-
-std::tuple<Tensor, Tensor, Tensor> multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
-                                                               const OptTensor& weight, int64_t reduction,
-                                                               std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> multilabel_soft_margin_loss_backward(const Tensor& grad_output, const Tensor& input,
-                                                                const Tensor& target, const OptTensor& weight,
-                                                                int64_t reduction, std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
