@@ -1,5 +1,6 @@
 #include <lossext/cuda/pointwise.cuh>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/binary_cross_entropy.h>
 
 #include <torch/library.h>
@@ -7,6 +8,5 @@
 LOSSEXT_CUDA_POINTWISE(lossext::binary_cross_entropy_stub, lossext::BinaryCrossEntropyOp);
 
 TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("binary_cross_entropy", &lossext::ops::binary_cross_entropy);
-  m.impl("binary_cross_entropy_backward", &lossext::ops::binary_cross_entropy_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, binary_cross_entropy, lossext::ops::binary_cross_entropy_call, 2);
 }

@@ -1,5 +1,6 @@
 #include <lossext/cuda/pointwise.cuh>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/kl_div.h>
 
 #include <torch/library.h>
@@ -7,6 +8,5 @@
 LOSSEXT_CUDA_POINTWISE(lossext::kl_div_stub, lossext::KLDivOp);
 
 TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("kl_div", &lossext::ops::kl_div);
-  m.impl("kl_div_backward", &lossext::ops::kl_div_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, kl_div, lossext::ops::kl_div_call, 2);
 }

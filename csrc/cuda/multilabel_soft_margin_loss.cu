@@ -1,5 +1,6 @@
 #include <lossext/cuda/pointwise.cuh>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/multilabel_soft_margin_loss.h>
 
 #include <torch/library.h>
@@ -7,6 +8,5 @@
 LOSSEXT_CUDA_POINTWISE(lossext::multilabel_soft_margin_loss_stub, lossext::MultilabelSoftMarginOp);
 
 TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("multilabel_soft_margin_loss", &lossext::ops::multilabel_soft_margin_loss);
-  m.impl("multilabel_soft_margin_loss_backward", &lossext::ops::multilabel_soft_margin_loss_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, multilabel_soft_margin_loss, lossext::ops::multilabel_soft_margin_loss_call, 2);
 }

@@ -1,5 +1,6 @@
 #include <lossext/cuda/pointwise.cuh>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/poisson_nll_loss.h>
 
 #include <torch/library.h>
@@ -7,6 +8,5 @@
 LOSSEXT_CUDA_POINTWISE(lossext::poisson_nll_loss_stub, lossext::PoissonNLLOp);
 
 TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("poisson_nll_loss", &lossext::ops::poisson_nll_loss);
-  m.impl("poisson_nll_loss_backward", &lossext::ops::poisson_nll_loss_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, poisson_nll_loss, lossext::ops::poisson_nll_loss_call, 2);
 }

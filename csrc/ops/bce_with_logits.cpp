@@ -1,5 +1,6 @@
 #include <lossext/host.h>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/bce_with_logits.h>
 
 #include <torch/library.h>
@@ -9,9 +10,11 @@ LOSSEXT_DEFINE_STUB(lossext::bce_with_logits_stub, lossext::PointwiseFn);
 namespace lossext::ops {
 namespace {
 constexpr const char* kOp = "binary_cross_entropy_with_logits";
+}  // namespace
 
-PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
-                        const OptTensor& pos_weight, int64_t reduction, std::array<bool, 2> mask) {
+PointwiseCall binary_cross_entropy_with_logits_call(const Tensor& input, const Tensor& target,
+                                                    const OptTensor& weight, const OptTensor& pos_weight,
+                                                    int64_t reduction) {
   TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
                     " must be the same as input size ", shape_str(input.sizes()));
   // As torch: weight and pos_weight broadcast to the input's shape but may not enlarge it.
@@ -27,26 +30,9 @@ PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTens
                        {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
                        2,
                        to_reduction(reduction, kOp),
-                       {mask[0], mask[1]},
+                       {},
                        {},
                        {}};
-}
-}  // namespace
-
-std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
-                                                                    const OptTensor& weight,
-                                                                    const OptTensor& pos_weight, int64_t reduction,
-                                                                    std::array<bool, 2> grad_mask) {
-  auto r = pointwise_forward(make_call(input, target, weight, pos_weight, reduction, grad_mask));
-  return {r[0], r[1], r[2]};
-}
-
-std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tensor& grad_output, const Tensor& input,
-                                                                     const Tensor& target, const OptTensor& weight,
-                                                                     const OptTensor& pos_weight, int64_t reduction,
-                                                                     std::array<bool, 2> grad_mask) {
-  auto r = pointwise_backward(make_call(input, target, weight, pos_weight, reduction, grad_mask), grad_output);
-  return {r[0], r[1]};
 }
 
 }  // namespace lossext::ops
@@ -59,6 +45,6 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  m.impl("binary_cross_entropy_with_logits", &lossext::ops::binary_cross_entropy_with_logits);
-  m.impl("binary_cross_entropy_with_logits_backward", &lossext::ops::binary_cross_entropy_with_logits_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, binary_cross_entropy_with_logits,
+                            lossext::ops::binary_cross_entropy_with_logits_call, 2);
 }

@@ -1,5 +1,6 @@
 #include <lossext/host.h>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/binary_cross_entropy.h>
 
 #include <torch/library.h>
@@ -9,12 +10,13 @@ LOSSEXT_DEFINE_STUB(lossext::binary_cross_entropy_stub, lossext::PointwiseFn);
 namespace lossext::ops {
 namespace {
 constexpr const char* kOp = "binary_cross_entropy";
+}  // namespace
 
 // torch's rules: a floating input (else NotImplementedError), a target of the same size
 // (ValueError) and dtype (RuntimeError), a weight that broadcasts to the input (RuntimeError) and is
 // applied in the input's dtype (torch multiplies it into the input-dtype loss in place).
-PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt, int64_t reduction,
-                        std::array<bool, 2> mask) {
+PointwiseCall binary_cross_entropy_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt,
+                                        int64_t reduction) {
   TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
                               input.scalar_type());
   TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
@@ -27,22 +29,7 @@ PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTens
     if (weight.scalar_type() != input.scalar_type()) weight = weight.to(input.scalar_type());
   }
   return PointwiseCall{kOp, &binary_cross_entropy_stub, {input, target, weight}, 2, to_reduction(reduction, kOp),
-                       {mask[0], mask[1]}, {}, {}};
-}
-}  // namespace
-
-std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy(const Tensor& input, const Tensor& target,
-                                                        const OptTensor& weight, int64_t reduction,
-                                                        std::array<bool, 2> grad_mask) {
-  auto r = pointwise_forward(make_call(input, target, weight, reduction, grad_mask));
-  return {r[0], r[1], r[2]};
-}
-
-std::tuple<Tensor, Tensor> binary_cross_entropy_backward(const Tensor& grad_output, const Tensor& input,
-                                                         const Tensor& target, const OptTensor& weight,
-                                                         int64_t reduction, std::array<bool, 2> grad_mask) {
-  auto r = pointwise_backward(make_call(input, target, weight, reduction, grad_mask), grad_output);
-  return {r[0], r[1]};
+                       {}, {}, {}};
 }
 
 }  // namespace lossext::ops
@@ -55,6 +42,5 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  m.impl("binary_cross_entropy", &lossext::ops::binary_cross_entropy);
-  m.impl("binary_cross_entropy_backward", &lossext::ops::binary_cross_entropy_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, binary_cross_entropy, lossext::ops::binary_cross_entropy_call, 2);
 }

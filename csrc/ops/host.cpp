@@ -277,17 +277,23 @@ std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::
   Prepared p = prepare(call);
   c10::OptionalDeviceGuard guard(p.in[0].device());
   const bool reduce = call.reduction != Reduction::None;
+  const bool rows = !reduce && call.row_sum;
   if (reduce) {
     TORCH_CHECK(grad_output.dim() == 0, call.op, ": expected a 0-d grad_output for reduction '",
                 call.reduction == Reduction::Sum ? "sum" : "mean", "', but got shape ", shape_str(grad_output.sizes()));
   } else {
-    TORCH_CHECK(grad_output.sizes().equals(at::IntArrayRef(p.shape)), call.op, ": expected grad_output of shape ",
-                shape_str(p.shape), ", but got ", shape_str(grad_output.sizes()));
+    TORCH_CHECK(!rows || !p.shape.empty(), call.op, ": row sums need at least one dimension");
+    const at::IntArrayRef want = rows ? at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1) : p.shape;
+    TORCH_CHECK(grad_output.sizes().equals(want), call.op, ": expected grad_output of shape ", shape_str(want),
+                ", but got ", shape_str(grad_output.sizes()));
   }
   TORCH_CHECK(grad_output.device() == p.in[0].device(), call.op, ": grad_output is on ", grad_output.device(),
               " but the inputs are on ", p.in[0].device());
   std::vector<at::Tensor> in = p.in;
-  in.push_back(grad_output.scalar_type() == p.dtype ? grad_output : grad_output.to(p.dtype));
+  // Row sums: d loss_r / d x_rc = grad_output_r * scale * g_rc, the elementwise backward with
+  // grad_output broadcast along the last dimension (a stride-0 view).
+  const at::Tensor go = grad_output.scalar_type() == p.dtype ? grad_output : grad_output.to(p.dtype);
+  in.push_back(rows ? go.unsqueeze(-1).expand(p.shape) : go);
   std::vector<at::Tensor> grads(call.n_grads);
   for (int k = 0; k < call.n_grads; ++k)
     if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);

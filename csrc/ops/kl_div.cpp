@@ -1,5 +1,6 @@
 #include <lossext/host.h>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/kl_div.h>
 
 #include <torch/library.h>
@@ -9,14 +10,15 @@ LOSSEXT_DEFINE_STUB(lossext::kl_div_stub, lossext::PointwiseFn);
 namespace lossext::ops {
 namespace {
 constexpr const char* kOp = "kl_div";
+}  // namespace
 
 // input and target broadcast (as torch's composite op). batch_divide: F.kl_div's division of the
 // result by input.size(0) (not the broadcast size; skipped for a 0-d input). reduction='batchmean'
 // is sum + batch_divide; torch also divides a legacy size_average/reduce result when the
 // reduction string says 'batchmean'. Reduced losses fold 1/batch into the driver's scale (loss
 // and one-pass gradient together); an unreduced one scales each element in the functor.
-PointwiseCall make_call(const Tensor& input, const Tensor& target, int64_t reduction, bool log_target,
-                        bool batch_divide, std::array<bool, 2> mask) {
+PointwiseCall kl_div_call(const Tensor& input, const Tensor& target, int64_t reduction, bool log_target,
+                          bool batch_divide) {
   const Reduction red = to_reduction(reduction, kOp);
   TORCH_CHECK(!at::isIntegralType(input.scalar_type(), true) && !at::isIntegralType(target.scalar_type(), true),
               kOp, ": Integral inputs not supported.");
@@ -29,23 +31,8 @@ PointwiseCall make_call(const Tensor& input, const Tensor& target, int64_t reduc
     for (auto s : shape) numel *= static_cast<double>(s);
     scale = 1.0 / (numel * batch);
   }
-  return PointwiseCall{kOp, &kl_div_stub, {input, target}, 2, red, {mask[0], mask[1]},
+  return PointwiseCall{kOp, &kl_div_stub, {input, target}, 2, red, {},
                        {log_target ? 1.0 : 0.0, red == Reduction::None ? 1.0 / batch : 1.0}, scale};
-}
-}  // namespace
-
-std::tuple<Tensor, Tensor, Tensor> kl_div(const Tensor& input, const Tensor& target, int64_t reduction,
-                                          bool log_target, bool batch_divide, std::array<bool, 2> grad_mask) {
-  auto r = pointwise_forward(make_call(input, target, reduction, log_target, batch_divide, grad_mask));
-  return {r[0], r[1], r[2]};
-}
-
-std::tuple<Tensor, Tensor> kl_div_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
-                                           int64_t reduction, bool log_target, bool batch_divide,
-                                           std::array<bool, 2> grad_mask) {
-  auto r = pointwise_backward(make_call(input, target, reduction, log_target, batch_divide, grad_mask),
-                              grad_output);
-  return {r[0], r[1]};
 }
 
 }  // namespace lossext::ops
@@ -58,6 +45,5 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  m.impl("kl_div", &lossext::ops::kl_div);
-  m.impl("kl_div_backward", &lossext::ops::kl_div_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, kl_div, lossext::ops::kl_div_call, 2);
 }

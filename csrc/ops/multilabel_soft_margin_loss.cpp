@@ -1,5 +1,6 @@
 #include <lossext/host.h>
 #include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/multilabel_soft_margin_loss.h>
 
 #include <c10/core/ScalarType.h>
@@ -18,9 +19,12 @@ constexpr const char* kOp = "multilabel_soft_margin_loss";
 Tensor as_operand(const Tensor& t, const Tensor& input) {
   return c10::isIntegralType(t.scalar_type(), /*includeBool=*/true) ? t.to(input.scalar_type()) : t;
 }
+}  // namespace
 
-PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt, int64_t reduction,
-                        std::array<bool, 2> mask) {
+// 'none' sums each row (PointwiseCall::row_sum); its backward takes a grad_output of the row shape,
+// which the runner broadcasts along the class dimension.
+PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt,
+                                               int64_t reduction) {
   TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
                               input.scalar_type());
   TORCH_CHECK_INDEX(input.dim() >= 1, kOp, ": dimension specified as -1 (the classes) but the input has no dimensions");
@@ -33,37 +37,12 @@ PointwiseCall make_call(const Tensor& input, const Tensor& target, const OptTens
   }
   const Reduction red = to_reduction(reduction, kOp);
   PointwiseCall call{kOp, &multilabel_soft_margin_loss_stub, {input, as_operand(target, input), weight}, 2, red,
-                     {mask[0], mask[1]}, {}, {}};
+                     {}, {}, {}};
   // Per sample: the class mean (1/C; C = 0 gives NaN, as torch's 0/0). 'mean' then divides the
   // total by N: 1/(N C) = the driver's default 1/numel.
   if (red != Reduction::Mean) call.scale_override = 1.0 / static_cast<double>(input.size(-1));
   call.row_sum = red == Reduction::None;
   return call;
-}
-}  // namespace
-
-std::tuple<Tensor, Tensor, Tensor> multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
-                                                               const OptTensor& weight, int64_t reduction,
-                                                               std::array<bool, 2> grad_mask) {
-  auto r = pointwise_forward(make_call(input, target, weight, reduction, grad_mask));
-  return {r[0], r[1], r[2]};
-}
-
-// 'none': d loss_n / d x_nc = grad_output_n * (1/C) * g_nc, i.e. the elementwise backward with
-// grad_output broadcast along the class dimension (a stride-0 view) and scale 1/C.
-std::tuple<Tensor, Tensor> multilabel_soft_margin_loss_backward(const Tensor& grad_output, const Tensor& input,
-                                                                const Tensor& target, const OptTensor& weight,
-                                                                int64_t reduction, std::array<bool, 2> grad_mask) {
-  const PointwiseCall call = make_call(input, target, weight, reduction, grad_mask);
-  Tensor go = grad_output;
-  if (call.reduction == Reduction::None) {
-    const auto rows = input.sizes().slice(0, input.dim() - 1);
-    TORCH_CHECK(grad_output.sizes() == rows, kOp, ": expected grad_output of shape ", shape_str(rows), ", but got ",
-                shape_str(grad_output.sizes()));
-    go = grad_output.unsqueeze(-1).expand(input.sizes());
-  }
-  auto r = pointwise_backward(call, go);
-  return {r[0], r[1]};
 }
 
 }  // namespace lossext::ops
@@ -76,6 +55,5 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  m.impl("multilabel_soft_margin_loss", &lossext::ops::multilabel_soft_margin_loss);
-  m.impl("multilabel_soft_margin_loss_backward", &lossext::ops::multilabel_soft_margin_loss_backward);
+  LOSSEXT_POINTWISE_OP_IMPL(m, multilabel_soft_margin_loss, lossext::ops::multilabel_soft_margin_loss_call, 2);
 }

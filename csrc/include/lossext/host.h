@@ -47,7 +47,8 @@ at::Tensor not_computed(const at::Tensor& like);
 // an all-integer call computes in the default float dtype, as torch's exp/log would.
 // `row_sum`: reduction None returns, instead of the elementwise loss, scale_override times the sum
 // of each row over the last dimension (shape: the broadcast shape without its last dimension;
-// multilabel_soft_margin_loss). The backward op then takes grad_output broadcast to the full shape.
+// multilabel_soft_margin_loss). The backward then takes grad_output of that row shape and
+// broadcasts it along the last dimension.
 struct PointwiseCall {
   const char* op;
   const Stub<PointwiseFn>* stub;

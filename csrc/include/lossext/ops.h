@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
+#include <lossext/host.h>
 #include <lossext/pair_loss_host.h>
 
 #include <array>
@@ -17,15 +18,6 @@ using OptTensor = c10::optional<at::Tensor>;
 // grad * grad_output (0-d): the backward of every loss whose gradient was computed in the forward.
 Tensor scale_grad(const Tensor& grad, const Tensor& grad_output);
 
-std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
-                                                                    const OptTensor& weight,
-                                                                    const OptTensor& pos_weight, int64_t reduction,
-                                                                    std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> binary_cross_entropy_with_logits_backward(const Tensor& grad_output, const Tensor& input,
-                                                                     const Tensor& target, const OptTensor& weight,
-                                                                     const OptTensor& pos_weight, int64_t reduction,
-                                                                     std::array<bool, 2> grad_mask);
-
 // The (input, target[, weight]) losses: the op wrappers of lossext/pointwise_op.h are built from
 // these call builders (csrc/ops/<loss>.cpp).
 PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction);
@@ -35,17 +27,26 @@ PairLossCall huber_loss_call(const Tensor& input, const Tensor& target, const Op
 PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta);
 PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction);
 
+// The other pointwise losses (csrc/ops/<loss>.cpp): call builders of a plain PointwiseCall
+// (lossext/host.h), whose grad_mask the op wrappers of lossext/pointwise_op.h fill in.
+PointwiseCall binary_cross_entropy_with_logits_call(const Tensor& input, const Tensor& target,
+                                                    const OptTensor& weight, const OptTensor& pos_weight,
+                                                    int64_t reduction);
+PointwiseCall binary_cross_entropy_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                                        int64_t reduction);
+PointwiseCall poisson_nll_loss_call(const Tensor& input, const Tensor& target, bool log_input, bool full,
+                                    double eps, int64_t reduction);
+// batch_divide: the result divided by input.size(0) (not for a 0-d input), as F.kl_div does for
+// reduction='batchmean' (= reduction sum + batch_divide).
+PointwiseCall kl_div_call(const Tensor& input, const Tensor& target, int64_t reduction, bool log_target,
+                          bool batch_divide);
+PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                                               int64_t reduction);
+
 }  // namespace lossext::ops
 
-// poisson_nll_loss, gaussian_nll_loss, kl_div (csrc/ops/<name>.cpp).
+// gaussian_nll_loss (csrc/ops/gaussian_nll_loss.cpp).
 namespace lossext::ops {
-
-std::tuple<Tensor, Tensor, Tensor> poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input,
-                                                    bool full, double eps, int64_t reduction,
-                                                    std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> poisson_nll_loss_backward(const Tensor& grad_output, const Tensor& input,
-                                                     const Tensor& target, bool log_input, bool full, double eps,
-                                                     int64_t reduction, std::array<bool, 2> grad_mask);
 
 // var: a tensor, or absent with the float `var_value` for every element.
 std::tuple<Tensor, Tensor, Tensor, Tensor> gaussian_nll_loss(const Tensor& input, const Tensor& target,
@@ -56,14 +57,6 @@ std::tuple<Tensor, Tensor, Tensor> gaussian_nll_loss_backward(const Tensor& grad
                                                               const Tensor& target, const OptTensor& var,
                                                               double var_value, bool full, double eps,
                                                               int64_t reduction, std::array<bool, 3> grad_mask);
-
-// batch_divide: the result divided by input.size(0) (not for a 0-d input), as F.kl_div does for
-// reduction='batchmean' (= reduction sum + batch_divide).
-std::tuple<Tensor, Tensor, Tensor> kl_div(const Tensor& input, const Tensor& target, int64_t reduction,
-                                          bool log_target, bool batch_divide, std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> kl_div_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
-                                           int64_t reduction, bool log_target, bool batch_divide,
-                                           std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
 
@@ -90,23 +83,5 @@ std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, c
 Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
                          const OptTensor& weight, int64_t reduction, int64_t ignore_index,
                          std::array<bool, 1> grad_mask);
-
-}  // namespace lossext::ops
-
-namespace lossext::ops {
-
-std::tuple<Tensor, Tensor, Tensor> binary_cross_entropy(const Tensor& input, const Tensor& target,
-                                                        const OptTensor& weight, int64_t reduction,
-                                                        std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> binary_cross_entropy_backward(const Tensor& grad_output, const Tensor& input,
-                                                         const Tensor& target, const OptTensor& weight,
-                                                         int64_t reduction, std::array<bool, 2> grad_mask);
-
-std::tuple<Tensor, Tensor, Tensor> multilabel_soft_margin_loss(const Tensor& input, const Tensor& target,
-                                                               const OptTensor& weight, int64_t reduction,
-                                                               std::array<bool, 2> grad_mask);
-std::tuple<Tensor, Tensor> multilabel_soft_margin_loss_backward(const Tensor& grad_output, const Tensor& input,
-                                                                const Tensor& target, const OptTensor& weight,
-                                                                int64_t reduction, std::array<bool, 2> grad_mask);
 
 }  // namespace lossext::ops
