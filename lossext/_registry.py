@@ -166,6 +166,17 @@ def _is_plain_cpu(t: torch.Tensor) -> bool:
     )
 
 
+def _may_scale_in_place(grad_output: torch.Tensor, grads) -> bool:
+    """Whether the eager backward may scale the forward's gradients in place: plain tensors, no
+    create_graph, and a graph that is not retained (a second backward would see them scaled)."""
+    return (not torch.is_grad_enabled()
+            and type(grad_output) is torch.Tensor
+            and grad_output.dim() == 0
+            and not torch._C._autograd._get_current_graph_task_keep_graph()
+            and torch._C._len_torch_dispatch_stack() == 0
+            and all(type(g) is torch.Tensor and g.device == grad_output.device for g in grads))
+
+
 def _below_unless_create_graph():
     """For the ops a backward calls: straight to the kernels (the autograd fallback of an op without
     autograd costs microseconds), except under create_graph=True, where that fallback is what
@@ -220,6 +231,14 @@ def _make_autograd(spec, op, bwd):
             if _is_plain_cpu(grad_loss) and grad_loss.item() == 1.0:
                 for p, g in zip(pos, saved):
                     result[p] = g
+            elif getattr(ctx, "private", False) and _may_scale_in_place(grad_loss, saved):
+                # Nothing but this node holds the forward's gradients, and it lets them go after
+                # this backward: scale them in place (on CUDA a no-op decided on the device when
+                # grad_output is 1, so loss.backward() costs no pass over the gradient at all).
+                with _below():
+                    for p, g in zip(pos, saved):
+                        _ops.scale_grad_(g, grad_loss)
+                        result[p] = g
             else:
                 with _below_unless_create_graph():
                     for p, g in zip(pos, saved):
@@ -265,6 +284,7 @@ def _make_eager_call(op, save_fn, backward_fn):
             with below():
                 out = op(*args)
             save_fn(ctx, args, out)
+            ctx.private = True  # the op's other outputs never leave this Function
             return out[0]
 
         backward = staticmethod(backward_fn)
@@ -316,6 +336,11 @@ def call(name: str, *args):
 @torch.library.register_fake("lossext::scale_grad")
 def _scale_grad_fake(grad, grad_output):
     return torch.empty_like(grad)
+
+
+@torch.library.register_fake("lossext::scale_grad_")
+def _scale_grad_inplace_fake(grad, grad_output):
+    return None
 
 
 def register_all(specs: Sequence[LossSpec]) -> None:

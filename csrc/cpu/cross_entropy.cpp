@@ -290,6 +290,16 @@ struct CELoop {
   void scale_in_place() const {
     T* g0 = static_cast<T*>(a.grad_input);
     const int64_t gc = a.st[kRowGradInput][1];
+    if (a.reduction != Reduction::None) {  // one factor for the whole contiguous buffer
+      const V f(scale_of(0, 0, 1.0));
+      chunked_for(a.N * a.C * a.S, kRowChunkElems * 4, [&](int64_t b, int64_t e) {
+        for (int64_t j = b; j < e; j += L) {
+          const int64_t cnt = std::min<int64_t>(L, e - j);
+          vstore(g0 + j, vload(g0 + j, cnt) * f, cnt);
+        }
+      });
+      return;
+    }
     if (!a.spatial) {
       chunked_for(a.N * a.S, units_per_chunk(a.C), [&](int64_t b, int64_t e) {
         for_samples(b, e, a.S, [&](int64_t n, int64_t s) {

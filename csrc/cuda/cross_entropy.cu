@@ -293,8 +293,14 @@ __global__ void ce_scale_inplace_kernel(const RowwiseArgs a) {
   T* g = static_cast<T*>(a.grad_input);
   // loss.backward() of a reduced loss: grad_output is 1 and there is nothing to do. Checked on the
   // device (no host sync), by every thread alike.
-  if (a.reduction != Reduction::None && static_cast<double>(static_cast<const T*>(a.grad_output)[0]) == 1.0) return;
   const int64_t cs = a.C * a.S, total = a.N * cs;
+  if (a.reduction != Reduction::None) {  // one factor for the whole contiguous buffer
+    const M f = row_scale<T>(a, 0, 0, 1.0);
+    if (static_cast<double>(static_cast<const T*>(a.grad_output)[0]) == 1.0) return;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+      g[i] = static_cast<T>(static_cast<M>(g[i]) * f);
+    return;
+  }
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / cs, s = (i - n * cs) % a.S;
     g[i] = static_cast<T>(static_cast<M>(g[i]) * row_scale<T>(a, n, s, 1.0));
@@ -394,4 +400,5 @@ TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
   m.impl("cross_entropy_backward", &lossext::ops::cross_entropy_backward);
   m.impl("cross_entropy_inplace", &lossext::ops::cross_entropy_inplace);
   m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
+  m.impl("scale_grad_", &lossext::ops::scale_grad_);
 }

@@ -74,35 +74,57 @@ Tensor cross_entropy_inplace(Tensor& input, const Tensor& target, const OptTenso
   return forward(p).first;
 }
 
-void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int64_t reduction) {
-  // grad is the contiguous (C) / (N, C, d1..dk) buffer cross_entropy_inplace wrote.
-  TORCH_CHECK(grad.dim() >= 1 && grad.is_contiguous(), "cross_entropy_inplace_backward: expected a contiguous ",
-              "gradient with a class dimension, but got shape ", shape_str(grad.sizes()), " and strides ",
-              shape_str(grad.strides()));
-  check_floating("cross_entropy_inplace_backward", "grad", grad);
+namespace {
+// grad *= grad_output, in place, through the row-wise kScaleInPlace mode: grad is a contiguous
+// buffer viewed as (N, C, S); grad_output is 0-d for a reduced loss (skipped on the device when it
+// is 1), else one value per (n, s) sample.
+void scale_rows_in_place(const char* op, const Tensor& grad, const Tensor& grad_output, int64_t reduction,
+                         int64_t N, int64_t C, int64_t S, std::vector<int64_t> sample_shape) {
+  check_floating(op, "grad", grad);
   RowwiseProblem p;
-  p.op = "cross_entropy_inplace_backward";
+  p.op = op;
   RowwiseArgs& a = p.args;
   a.mode = RowMode::kScaleInPlace;
   a.reduction = to_reduction(reduction, p.op);
   a.dtype = grad.scalar_type();
-  const int64_t d = grad.dim();
-  a.N = d == 1 ? 1 : grad.size(0);
-  a.C = d == 1 ? grad.size(0) : grad.size(1);
-  a.S = 1;
-  for (int64_t i = 2; i < d; ++i) a.S *= grad.size(i);
+  a.N = N;
+  a.C = C;
+  a.S = S;
   a.spatial = a.S > 1;
   a.st[kRowGradInput][0] = a.C * a.S;
   a.st[kRowGradInput][1] = a.S;
   a.st[kRowGradInput][2] = 1;
   a.grad_input = grad.data_ptr();
   p.input = grad;
-  p.sample_shape.assign(grad.sizes().begin(), grad.sizes().end());
-  p.sample_shape.erase(p.sample_shape.begin() + (d == 1 ? 0 : 1));
+  p.sample_shape = std::move(sample_shape);
   const Tensor go = rowwise_set_grad_output(p, grad_output);
   if (grad.numel() > 0) run(p);
 }
+}  // namespace
 
+void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int64_t reduction) {
+  // grad is the contiguous (C) / (N, C, d1..dk) buffer cross_entropy_inplace wrote.
+  TORCH_CHECK(grad.dim() >= 1 && grad.is_contiguous(), "cross_entropy_inplace_backward: expected a contiguous ",
+              "gradient with a class dimension, but got shape ", shape_str(grad.sizes()), " and strides ",
+              shape_str(grad.strides()));
+  const int64_t d = grad.dim();
+  int64_t S = 1;
+  for (int64_t i = 2; i < d; ++i) S *= grad.size(i);
+  std::vector<int64_t> sample_shape(grad.sizes().begin(), grad.sizes().end());
+  sample_shape.erase(sample_shape.begin() + (d == 1 ? 0 : 1));
+  scale_rows_in_place("cross_entropy_inplace_backward", grad, grad_output, reduction, d == 1 ? 1 : grad.size(0),
+                      d == 1 ? grad.size(0) : grad.size(1), S, std::move(sample_shape));
+}
+
+void scale_grad_(Tensor& grad, const Tensor& grad_output) {
+  // Any dense gradient (contiguous or a permutation of it) occupies numel consecutive elements
+  // from its data pointer: scaled as one flat row.
+  TORCH_CHECK(grad.is_non_overlapping_and_dense(), "scale_grad_: expected a dense gradient, but got shape ",
+              shape_str(grad.sizes()), " and strides ", shape_str(grad.strides()));
+  TORCH_CHECK(grad_output.dim() == 0, "scale_grad_: expected a 0-d grad_output, but got shape ",
+              shape_str(grad_output.sizes()));
+  scale_rows_in_place("scale_grad_", grad, grad_output, /*reduction=*/2, 1, grad.numel(), 1, {});
+}
 
 }  // namespace lossext::ops
 
@@ -116,6 +138,9 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("cross_entropy_inplace(Tensor(a!) input, Tensor target, Tensor? weight, int reduction, int ignore_index, "
         "float label_smoothing) -> Tensor");
   m.def("cross_entropy_inplace_backward(Tensor(a!) grad, Tensor grad_output, int reduction) -> ()");
+  // grad *= grad_output (0-d) in place; a no-op when grad_output is 1, decided on the device. For
+  // the eager backward of a gradient the forward wrote and nothing else holds (lossext/_registry.py).
+  m.def("scale_grad_(Tensor(a!) grad, Tensor grad_output) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(lossext, CPU, m) {
@@ -123,5 +148,6 @@ TORCH_LIBRARY_IMPL(lossext, CPU, m) {
   m.impl("cross_entropy_backward", &lossext::ops::cross_entropy_backward);
   m.impl("cross_entropy_inplace", &lossext::ops::cross_entropy_inplace);
   m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
+  m.impl("scale_grad_", &lossext::ops::scale_grad_);
 }
 

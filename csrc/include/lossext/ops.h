@@ -76,6 +76,7 @@ std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, con
 Tensor cross_entropy_inplace(Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
                              int64_t ignore_index, double label_smoothing);
 void cross_entropy_inplace_backward(Tensor& grad, const Tensor& grad_output, int64_t reduction);
+void scale_grad_(Tensor& grad, const Tensor& grad_output);
 
 // nll_loss (csrc/ops/nll_loss.cpp).
 std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, const OptTensor& weight,
