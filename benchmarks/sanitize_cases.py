@@ -14,10 +14,12 @@ torch.manual_seed(0)
 def run(name, *args, diff=(0,), **kw):
     if not hasattr(LF, name):
         return
-    for red in ("none", "mean", "sum"):
+    for red, go in (("none", "randn"), ("mean", "randn"), ("sum", "randn"), ("mean", "ones")):
+        # A reduced loss's backward scales the forward's gradient in place (lossext::scale_grad_):
+        # with a random grad_output it runs, with 1 it returns on the device.
         leaves = [a.detach().clone().requires_grad_(i in diff) if a.is_floating_point() else a for i, a in enumerate(args)]
         out = getattr(LF, name)(*leaves, reduction=red, **kw)
-        out.backward(torch.randn_like(out))
+        out.backward(torch.randn_like(out) if go == "randn" else torch.ones_like(out))
     torch.cuda.synchronize()
 
 
