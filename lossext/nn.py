@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import functional as F
+from . import functional as LF
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -28,7 +28,7 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
     __doc__ = torch.nn.BCEWithLogitsLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(
+        return LF.binary_cross_entropy_with_logits(
             input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction)
 
 
@@ -40,7 +40,7 @@ class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
     __doc__ = torch.nn.PoissonNLLLoss.__doc__
 
     def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
-        return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
+        return LF.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
                                   reduction=self.reduction)
 
 
@@ -48,49 +48,49 @@ class GaussianNLLLoss(torch.nn.GaussianNLLLoss):
     __doc__ = torch.nn.GaussianNLLLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor, var) -> Tensor:
-        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
+        return LF.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
 
 
 class KLDivLoss(torch.nn.KLDivLoss):
     __doc__ = torch.nn.KLDivLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return LF.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
 class L1Loss(torch.nn.L1Loss):
     __doc__ = torch.nn.L1Loss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.l1_loss(input, target, reduction=self.reduction)
+        return LF.l1_loss(input, target, reduction=self.reduction)
 
 
 class MSELoss(torch.nn.MSELoss):
     __doc__ = torch.nn.MSELoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(input, target, reduction=self.reduction)
+        return LF.mse_loss(input, target, reduction=self.reduction)
 
 
 class HuberLoss(torch.nn.HuberLoss):
     __doc__ = torch.nn.HuberLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+        return LF.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class SmoothL1Loss(torch.nn.SmoothL1Loss):
     __doc__ = torch.nn.SmoothL1Loss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+        return LF.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class SoftMarginLoss(torch.nn.SoftMarginLoss):
     __doc__ = torch.nn.SoftMarginLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.soft_margin_loss(input, target, reduction=self.reduction)
+        return LF.soft_margin_loss(input, target, reduction=self.reduction)
 
 
 class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
@@ -103,7 +103,7 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
         self.inplace_backward = inplace_backward
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+        return LF.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                                reduction=self.reduction, label_smoothing=self.label_smoothing,
                                inplace_backward=self.inplace_backward)
 
@@ -112,7 +112,7 @@ class NLLLoss(torch.nn.NLLLoss):
     __doc__ = torch.nn.NLLLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+        return LF.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
 
 
@@ -120,11 +120,11 @@ class BCELoss(torch.nn.BCELoss):
     __doc__ = torch.nn.BCELoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+        return LF.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class MultiLabelSoftMarginLoss(torch.nn.MultiLabelSoftMarginLoss):
     __doc__ = torch.nn.MultiLabelSoftMarginLoss.__doc__
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
+        return LF.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
