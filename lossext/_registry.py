@@ -184,13 +184,6 @@ def _below_unless_create_graph():
     return contextlib.nullcontext() if torch.is_grad_enabled() else _below()
 
 
-def scale(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
-    """grad * grad_output (0-d), by our kernel; free on CPU when grad_output is exactly 1."""
-    if _is_plain_cpu(grad_output) and grad_output.item() == 1.0:
-        return grad
-    return _ops.scale_grad(grad, grad_output)
-
-
 def _make_autograd(spec, op, bwd):
     arg_names = [a.name for a in op._schema.arguments]
     diff_pos = tuple(arg_names.index(n) for n in spec.diff)
