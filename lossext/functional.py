@@ -297,9 +297,10 @@ def nll_loss(
     # On CUDA the gradient is written in the backward only: it is one scattered value per sample,
     # as cheap to write there (zeros + scatter, already times grad_output) as in the forward, and a
     # forward-written one would cost a second full pass to scale (measured 3x slower on an H100).
-    # On the CPU the backward skips that scale when grad_output is 1 (loss.backward()), so the
-    # forward writes it and the backward has no op to run (half the call overhead at N=64).
-    mask = grad_mask(input) if input.is_cpu else [False]
+    # On the CPU the backward skips that scale when grad_output is 1 (loss.backward()), so for
+    # small inputs the forward writes it and the backward has no op to run (half the call overhead
+    # at N=64); large ones keep the one-pass backward, which also covers grad_output != 1.
+    mask = grad_mask(input) if input.is_cpu and input.numel() <= (1 << 20) else [False]
     return _call("nll_loss", input, target, weight, r, ignore_index, mask)[0]
 
 
