@@ -166,13 +166,18 @@ def _is_plain_cpu(t: torch.Tensor) -> bool:
     )
 
 
+# Whether the running backward retains its graph; where torch cannot say, assume it does (the
+# backward then scales out of place, always correct).
+_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", lambda: True)
+
+
 def _may_scale_in_place(grad_output: torch.Tensor, grads) -> bool:
     """Whether the eager backward may scale the forward's gradients in place: plain tensors, no
     create_graph, and a graph that is not retained (a second backward would see them scaled)."""
     return (not torch.is_grad_enabled()
             and type(grad_output) is torch.Tensor
             and grad_output.dim() == 0
-            and not torch._C._autograd._get_current_graph_task_keep_graph()
+            and not _keep_graph()
             and torch._C._len_torch_dispatch_stack() == 0
             and all(type(g) is torch.Tensor and g.device == grad_output.device for g in grads))
 
