@@ -47,6 +47,10 @@ class LossSpec:
     views: Optional[Callable] = None
     # (bound args) -> dtype of the loss, where it is not the operands' promoted dtype.
     loss_dtype: Optional[Callable] = None
+    # torch's autocast policy for this loss on ("cpu", "cuda"): "fp32" (half inputs are cast to
+    # float32, as torch's autocast lists do for its losses), None (inputs stay as they are), or
+    # "banned" (autocast raises, as torch's binary_cross_entropy on CUDA).
+    autocast: tuple = ("fp32", "fp32")
 
 
 SPECS: dict = {}
@@ -323,7 +327,33 @@ def register(spec: LossSpec) -> LossSpec:
     setup_context, backward, save = _make_autograd(spec, op, bwd)
     torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
     CALLS[spec.name] = _make_eager_call(op, save, backward)
+    _register_autocast(spec)
     return spec
+
+
+_AUTOCAST_LIB = torch.library.Library("lossext", "IMPL")  # kept alive: owns the "banned" kernels
+
+_BCE_AUTOCAST_BANNED = (
+    "torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast.\n"
+    "Many models use a sigmoid layer right before the binary cross entropy layer.\n"
+    "In this case, combine the two layers using torch.nn.functional.binary_cross_entropy_with_logits\n"
+    "or torch.nn.BCEWithLogitsLoss.  binary_cross_entropy_with_logits and BCEWithLogits are\n"
+    "safe to autocast.")
+
+
+def _register_autocast(spec: LossSpec) -> None:
+    """torch's autocast behaviour for the forward op, on every path (eager functionals, dispatcher
+    callers, torch.compile): autocast runs above autograd, so the casts are recorded and the
+    gradients come back in the caller's dtypes."""
+    for device, policy in zip(("cpu", "cuda"), spec.autocast):
+        if policy == "fp32":
+            torch.library.register_autocast(f"lossext::{spec.name}", device, torch.float32)
+        elif policy == "banned":
+            def banned(*args, _name=spec.name):
+                raise RuntimeError(_BCE_AUTOCAST_BANNED if _name == "binary_cross_entropy"
+                                   else f"lossext::{_name} is unsafe to autocast")
+            key = "Autocast" + torch._C._dispatch_key_for_device(device)
+            _AUTOCAST_LIB.impl(spec.name, banned, key)
 
 
 def call(name: str, *args):

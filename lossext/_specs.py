@@ -30,10 +30,11 @@ SPECS = [
     LossSpec("smooth_l1_loss", diff=("input", "target"), operands=("input", "target")),
     LossSpec("soft_margin_loss", diff=("input", "target"), operands=("input", "target"),
              loss_dtype=_pair_loss_dtype(True, False)),
-    LossSpec("binary_cross_entropy", diff=("input", "target"), operands=("input",)),
+    LossSpec("binary_cross_entropy", diff=("input", "target"), operands=("input",), autocast=("fp32", "banned")),
     LossSpec("multilabel_soft_margin_loss", diff=("input", "target"), operands=("input", "target", "weight"),
              none_loss=lambda a: a["input"].new_empty(
-                 a["input"].shape[:-1], dtype=_promoted([a["input"], a["target"], a["weight"]]))),
+                 a["input"].shape[:-1], dtype=_promoted([a["input"], a["target"], a["weight"]])),
+             autocast=(None, "fp32")),  # torch's CPU composite stays in the input dtype; on CUDA its sum is fp32
 ]
 
 
@@ -51,7 +52,7 @@ def _gaussian_var_view(a):
 SPECS += [
     LossSpec("poisson_nll_loss", diff=("input", "target")),
     LossSpec("gaussian_nll_loss", diff=("input", "target", "var"), operands=("input", "target", "var"),
-             views=_gaussian_var_view),
+             views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
     LossSpec("kl_div", diff=("input", "target")),
 ]
 

@@ -216,6 +216,8 @@ _INPLACE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 def _inplace_usable(input: Tensor, target: Tensor, weight: Optional[Tensor]) -> bool:
     """Whether the in-place gradient path applies: a contiguous floating input that requires grad,
     a target that does not, and no dtype promotion (probability targets of another dtype)."""
+    if input.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(input.device.type):
+        return False  # autocast computes in float32: a float32 copy, not the caller's logits
     if not (torch.is_grad_enabled() and input.requires_grad and input.dtype in _INPLACE_DTYPES
             and input.is_contiguous() and not target.requires_grad
             and (weight is None or not weight.requires_grad)):
