@@ -346,7 +346,7 @@ def _register_autocast(spec: LossSpec) -> None:
     callers, torch.compile): autocast runs above autograd, so the casts are recorded and the
     gradients come back in the caller's dtypes."""
     for device, policy in zip(("cpu", "cuda"), spec.autocast):
-        if policy == "fp32":
+        if policy == "fp32" and hasattr(torch.library, "register_autocast"):  # torch >= 2.5
             torch.library.register_autocast(f"lossext::{spec.name}", device, torch.float32)
         elif policy == "banned":
             def banned(*args, _name=spec.name):
