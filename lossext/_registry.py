@@ -167,6 +167,7 @@ def _is_plain_cpu(t: torch.Tensor) -> bool:
         and t.is_cpu
         and not torch.compiler.is_compiling()
         and torch._C._len_torch_dispatch_stack() == 0
+        and not torch._C._are_functorch_transforms_active()
     )
 
 
@@ -264,7 +265,7 @@ def _make_autograd(spec, op, bwd):
     return setup_context, backward, save
 
 
-def _make_eager_call(op, save_fn, backward_fn):
+def _make_eager_call(op, save_fn, setup_fn, backward_fn):
     """The functionals' entry point for an op.
 
     The op's autograd is the one registered with torch.library.register_autograd; torch.compile,
@@ -291,6 +292,19 @@ def _make_eager_call(op, save_fn, backward_fn):
 
         backward = staticmethod(backward_fn)
 
+    class FnTransforms(torch.autograd.Function):
+        # For torch.func transforms (grad, jacrev, vmap of a gradient...), which need a forward
+        # without ctx and a setup_context; slower to apply, so only used under them.
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(*args):
+            with below():
+                return op(*args)
+
+        setup_context = staticmethod(setup_fn)
+        backward = staticmethod(backward_fn)
+
     # Function.apply's Python wrapper only matters under functorch transforms (it routes them to
     # custom_function_call); elsewhere it unwraps dead functorch wrappers and calls this C++ apply.
     # Calling it directly saves ~3 us a call.
@@ -303,8 +317,9 @@ def _make_eager_call(op, save_fn, backward_fn):
             return op(*args)
         if torch.is_grad_enabled() and (any(args[-1]) or any(isinstance(a, torch.Tensor) and a.requires_grad
                                                             for a in args)):
-            if torch._C._are_functorch_transforms_active() or not all(
-                    type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor)):
+            if torch._C._are_functorch_transforms_active():
+                return FnTransforms.apply(*args)
+            if not all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor)):
                 return (Fn.apply(*args),)
             return (fast_apply(*args),)
         # No gradient wanted: skip the registered autograd kernel, a Python function that binds the
@@ -326,7 +341,7 @@ def register(spec: LossSpec) -> LossSpec:
     SPECS[spec.name] = spec
     setup_context, backward, save = _make_autograd(spec, op, bwd)
     torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
-    CALLS[spec.name] = _make_eager_call(op, save, backward)
+    CALLS[spec.name] = _make_eager_call(op, save, setup_context, backward)
     _register_autocast(spec)
     return spec
 
