@@ -276,15 +276,13 @@ def _make_eager_call(op, save_fn, setup_fn, backward_fn):
     autograd, no re-binding.
     """
 
-    below = torch._C._AutoDispatchBelowAutograd
-
     class Fn(torch.autograd.Function):
         # Old-style forward(ctx, ...): a separate setup_context makes Function.apply bind the
         # signature with inspect on every call. Only the loss is an output of the Function (the
         # op's other outputs are saved state), which keeps apply's output wrapping short.
         @staticmethod
         def forward(ctx, *args):
-            with below():
+            with _below():
                 out = op(*args)
             save_fn(ctx, args, out)
             ctx.private = True  # the op's other outputs never leave this Function
@@ -299,7 +297,7 @@ def _make_eager_call(op, save_fn, setup_fn, backward_fn):
 
         @staticmethod
         def forward(*args):
-            with below():
+            with _below():
                 return op(*args)
 
         setup_context = staticmethod(setup_fn)
@@ -324,7 +322,7 @@ def _make_eager_call(op, save_fn, setup_fn, backward_fn):
             return (fast_apply(*args),)
         # No gradient wanted: skip the registered autograd kernel, a Python function that binds the
         # schema on every call (~12 us here, twice the op itself at N=64).
-        with below():
+        with _below():
             return op(*args)
 
     return call

@@ -41,7 +41,7 @@ class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
 
     def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
         return LF.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
-                                  reduction=self.reduction)
+                                   reduction=self.reduction)
 
 
 class GaussianNLLLoss(torch.nn.GaussianNLLLoss):
