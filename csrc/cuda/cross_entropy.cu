@@ -13,10 +13,7 @@
 // kernels never index with it; the sample's loss and gradient row are NaN, and it adds nothing to
 // the mean's denominator (the reduced loss is then NaN too).
 #include <lossext/cuda/rowwise.cuh>
-#include <lossext/ops.h>
 #include <losses/cross_entropy.h>
-
-#include <torch/library.h>
 
 namespace lossext::cuda {
 namespace {
@@ -394,11 +391,3 @@ void cross_entropy_cuda(const RowwiseArgs& a) {
 }  // namespace lossext::cuda
 
 LOSSEXT_REGISTER_CUDA(lossext::cross_entropy_stub, &lossext::cuda::cross_entropy_cuda);
-
-TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("cross_entropy", &lossext::ops::cross_entropy);
-  m.impl("cross_entropy_backward", &lossext::ops::cross_entropy_backward);
-  m.impl("cross_entropy_inplace", &lossext::ops::cross_entropy_inplace);
-  m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
-  m.impl("scale_grad_", &lossext::ops::scale_grad_);
-}

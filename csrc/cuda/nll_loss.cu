@@ -5,10 +5,7 @@
 // used as an index; the sample's loss is NaN, its gradient row NaN, and it adds nothing to the
 // mean's denominator.
 #include <lossext/cuda/rowwise.cuh>
-#include <lossext/ops.h>
 #include <losses/nll_loss.h>
-
-#include <torch/library.h>
 
 namespace lossext::cuda {
 namespace {
@@ -84,8 +81,3 @@ void nll_loss_cuda(const RowwiseArgs& a) {
 }  // namespace lossext::cuda
 
 LOSSEXT_REGISTER_CUDA(lossext::nll_loss_stub, &lossext::cuda::nll_loss_cuda);
-
-TORCH_LIBRARY_IMPL(lossext, CUDA, m) {
-  m.impl("nll_loss", &lossext::ops::nll_loss);
-  m.impl("nll_loss_backward", &lossext::ops::nll_loss_backward);
-}

@@ -1,5 +1,4 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/bce_with_logits.h>
 
@@ -25,14 +24,11 @@ PointwiseCall binary_cross_entropy_with_logits_call(const Tensor& input, const T
                 " of shape ", shape_str((*w)->sizes()), " does not broadcast to the input's shape ",
                 shape_str(input.sizes()));
   }
-  return PointwiseCall{kOp,
-                       &bce_with_logits_stub,
-                       {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
-                       2,
-                       to_reduction(reduction, kOp),
-                       {},
-                       {},
-                       {}};
+  return {.op = kOp,
+          .stub = &bce_with_logits_stub,
+          .inputs = {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
+          .n_grads = 2,
+          .reduction = to_reduction(reduction, kOp)};
 }
 
 }  // namespace lossext::ops
@@ -44,7 +40,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "Tensor? weight, Tensor? pos_weight, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, binary_cross_entropy_with_logits,
-                            lossext::ops::binary_cross_entropy_with_logits_call, 2);
-}
+LOSSEXT_POINTWISE_OP(binary_cross_entropy_with_logits, lossext::ops::binary_cross_entropy_with_logits_call, 2);

@@ -1,5 +1,4 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/binary_cross_entropy.h>
 
@@ -28,8 +27,11 @@ PointwiseCall binary_cross_entropy_call(const Tensor& input, const Tensor& targe
     check_broadcasts_to(kOp, "weight", weight, input.sizes());
     if (weight.scalar_type() != input.scalar_type()) weight = weight.to(input.scalar_type());
   }
-  return PointwiseCall{kOp, &binary_cross_entropy_stub, {input, target, weight}, 2, to_reduction(reduction, kOp),
-                       {}, {}, {}};
+  return {.op = kOp,
+          .stub = &binary_cross_entropy_stub,
+          .inputs = {input, target, weight},
+          .n_grads = 2,
+          .reduction = to_reduction(reduction, kOp)};
 }
 
 }  // namespace lossext::ops
@@ -41,6 +43,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, binary_cross_entropy, lossext::ops::binary_cross_entropy_call, 2);
-}
+LOSSEXT_POINTWISE_OP(binary_cross_entropy, lossext::ops::binary_cross_entropy_call, 2);

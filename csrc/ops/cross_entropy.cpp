@@ -1,6 +1,6 @@
 // cross_entropy host functions (CPU and CUDA share them; the stub picks the kernels).
 #include <lossext/host.h>
-#include <lossext/ops.h>
+#include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
 #include <losses/cross_entropy.h>
 
@@ -143,11 +143,13 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("scale_grad_(Tensor(a!) grad, Tensor grad_output) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+namespace {
+void impls(torch::Library& m) {
   m.impl("cross_entropy", &lossext::ops::cross_entropy);
   m.impl("cross_entropy_backward", &lossext::ops::cross_entropy_backward);
   m.impl("cross_entropy_inplace", &lossext::ops::cross_entropy_inplace);
   m.impl("cross_entropy_inplace_backward", &lossext::ops::cross_entropy_inplace_backward);
   m.impl("scale_grad_", &lossext::ops::scale_grad_);
 }
-
+}  // namespace
+LOSSEXT_IMPL_ALL_DEVICES(impls);

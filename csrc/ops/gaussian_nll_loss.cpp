@@ -1,5 +1,5 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
+#include <lossext/pointwise_op.h>
 #include <losses/gaussian_nll_loss.h>
 
 #include <ATen/Dispatch.h>
@@ -36,7 +36,7 @@ Tensor var_view(const Tensor& input, const Tensor& var) {
 // read (torch's torch.any(var < 0) syncs the same way); our own kernel counts the entries.
 void check_nonnegative(const Tensor& var) {
   if (var.numel() == 0) return;
-  PointwiseCall count{kOp, &count_negative_stub, {var}, 1, Reduction::Sum, {false}, {}, {}};
+  const PointwiseCall count{.op = kOp, .stub = &count_negative_stub, .inputs = {var}, .reduction = Reduction::Sum};
   const double n = pointwise_forward(count)[0].item<double>();
   TORCH_CHECK_VALUE(n == 0, kOp, ": var has negative entry/entries");
 }
@@ -52,55 +52,57 @@ double rounded_var(const Tensor& input, double v) {
   return v;
 }
 
-PointwiseCall make_call(const Tensor& input, const Tensor& target, const Tensor& var, double var_value, bool full,
-                        double eps, int64_t reduction, std::array<bool, 3> mask) {
-  // torch computes input - target, which rejects bool; integer input/target are promoted.
-  TORCH_CHECK(input.scalar_type() != at::kBool && target.scalar_type() != at::kBool, kOp,
-              ": Subtraction, the `-` operator, with a bool tensor is not supported");
-  PointwiseCall call{kOp,
-                     &gaussian_nll_loss_stub,
-                     {input, target, var},
-                     3,
-                     to_reduction(reduction, kOp),
-                     {mask[0], mask[1], mask[2]},
-                     {var.defined() ? 1.0 : rounded_var(input, var_value), eps, full ? kHalfLog2Pi : 0.0},
-                     {}};
-  call.integral_ok = true;
-  return call;
-}
-
-// The var gradient has the shape of var's view; give it var's own shape back.
-void restore_var_grad(Tensor& grad, const Tensor& var, const Tensor& view) {
-  if (var.defined() && view.dim() != var.dim() && grad.sizes() == view.sizes()) grad = grad.view(var.sizes());
-}
-
 Tensor checked_var(const Tensor& input, const OptTensor& var) {
   if (!var.has_value() || !var->defined()) return Tensor();
   check_floating(kOp, "var", *var);
   check_same_device(kOp, input, {&*var});
   return var_view(input, *var);
 }
-}  // namespace
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> gaussian_nll_loss(const Tensor& input, const Tensor& target,
-                                                             const OptTensor& var, double var_value, bool full,
-                                                             double eps, int64_t reduction,
-                                                             std::array<bool, 3> grad_mask) {
-  const Tensor v = checked_var(input, var);
-  if (v.defined()) check_nonnegative(v);
-  auto r = pointwise_forward(make_call(input, target, v, var_value, full, eps, reduction, grad_mask));
-  restore_var_grad(r[3], var.value_or(Tensor()), v);
-  return {r[0], r[1], r[2], r[3]};
+// The pointwise call plus what sets gaussian_nll_loss apart: the forward's negative-variance check,
+// and the var gradient returned in var's own shape (the kernel sees var's view).
+struct GaussianCall {
+  PointwiseCall pw;
+  Tensor var;  // the caller's (undefined for a float var)
+  std::vector<bool> grad_mask;
+};
+
+void restore_var_grad(const GaussianCall& c, Tensor& grad) {
+  const Tensor& view = c.pw.inputs[2];
+  if (c.var.defined() && view.dim() != c.var.dim() && grad.sizes() == view.sizes()) grad = grad.view(c.var.sizes());
 }
 
-std::tuple<Tensor, Tensor, Tensor> gaussian_nll_loss_backward(const Tensor& grad_output, const Tensor& input,
-                                                              const Tensor& target, const OptTensor& var,
-                                                              double var_value, bool full, double eps,
-                                                              int64_t reduction, std::array<bool, 3> grad_mask) {
+std::vector<Tensor> run_forward(GaussianCall c) {
+  if (c.pw.inputs[2].defined()) check_nonnegative(c.pw.inputs[2]);
+  c.pw.grad_mask = c.grad_mask;
+  auto r = pointwise_forward(c.pw);
+  restore_var_grad(c, r[3]);
+  return r;
+}
+
+std::vector<Tensor> run_backward(GaussianCall c, const Tensor& grad_output) {
+  c.pw.grad_mask = c.grad_mask;
+  auto r = pointwise_backward(c.pw, grad_output);
+  restore_var_grad(c, r[2]);
+  return r;
+}
+}  // namespace
+
+// var: a tensor, or absent with the float `var_value` for every element.
+GaussianCall gaussian_nll_loss_call(const Tensor& input, const Tensor& target, const OptTensor& var, double var_value,
+                                    bool full, double eps, int64_t reduction) {
+  // torch computes input - target, which rejects bool; integer input/target are promoted.
+  TORCH_CHECK(input.scalar_type() != at::kBool && target.scalar_type() != at::kBool, kOp,
+              ": Subtraction, the `-` operator, with a bool tensor is not supported");
   const Tensor v = checked_var(input, var);
-  auto r = pointwise_backward(make_call(input, target, v, var_value, full, eps, reduction, grad_mask), grad_output);
-  restore_var_grad(r[2], var.value_or(Tensor()), v);
-  return {r[0], r[1], r[2]};
+  PointwiseCall pw{.op = kOp,
+                   .stub = &gaussian_nll_loss_stub,
+                   .inputs = {input, target, v},
+                   .n_grads = 3,
+                   .reduction = to_reduction(reduction, kOp),
+                   .params = {v.defined() ? 1.0 : rounded_var(input, var_value), eps, full ? kHalfLog2Pi : 0.0},
+                   .integral_ok = true};
+  return {std::move(pw), var.value_or(Tensor()), {}};
 }
 
 }  // namespace lossext::ops
@@ -112,7 +114,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "float var_value, bool full, float eps, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  m.impl("gaussian_nll_loss", &lossext::ops::gaussian_nll_loss);
-  m.impl("gaussian_nll_loss_backward", &lossext::ops::gaussian_nll_loss_backward);
-}
+LOSSEXT_POINTWISE_OP(gaussian_nll_loss, lossext::ops::gaussian_nll_loss_call, 3);

@@ -1,6 +1,6 @@
 // huber_loss: the op's argument checks and options. The math: losses/huber_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
-#include <lossext/ops.h>
+#include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/huber_loss.h>
 
@@ -13,8 +13,9 @@ namespace lossext::ops {
 PairLossCall huber_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                              int64_t reduction, double delta) {
   TORCH_CHECK(delta > 0, "huber_loss does not support non-positive values for delta (got ", delta, ")");
-  static const PairLossInfo info{"huber_loss", &huber_loss_stub, false, /*loss_in_input_dtype=*/true};
-  return {&info, input, target, weight.value_or(Tensor()), reduction, {delta}};
+  static const PairLossInfo info{.op = "huber_loss", .stub = &huber_loss_stub, .loss_in_input_dtype = true};
+  return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction,
+          .params = {delta}};
 }
 
 }  // namespace lossext::ops
@@ -27,6 +28,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "-> (Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, huber_loss, lossext::ops::huber_loss_call, 3);
-}
+LOSSEXT_POINTWISE_OP(huber_loss, lossext::ops::huber_loss_call, 3);

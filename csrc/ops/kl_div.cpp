@@ -1,5 +1,4 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/kl_div.h>
 
@@ -31,8 +30,13 @@ PointwiseCall kl_div_call(const Tensor& input, const Tensor& target, int64_t red
     for (auto s : shape) numel *= static_cast<double>(s);
     scale = 1.0 / (numel * batch);
   }
-  return PointwiseCall{kOp, &kl_div_stub, {input, target}, 2, red, {},
-                       {log_target ? 1.0 : 0.0, red == Reduction::None ? 1.0 / batch : 1.0}, scale};
+  return {.op = kOp,
+          .stub = &kl_div_stub,
+          .inputs = {input, target},
+          .n_grads = 2,
+          .reduction = red,
+          .params = {log_target ? 1.0 : 0.0, red == Reduction::None ? 1.0 / batch : 1.0},
+          .scale_override = scale};
 }
 
 }  // namespace lossext::ops
@@ -44,6 +48,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "bool batch_divide, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, kl_div, lossext::ops::kl_div_call, 2);
-}
+LOSSEXT_POINTWISE_OP(kl_div, lossext::ops::kl_div_call, 2);

@@ -1,6 +1,6 @@
 // l1_loss: the op's argument checks and options. The math: losses/l1_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
-#include <lossext/ops.h>
+#include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/l1_loss.h>
 
@@ -12,8 +12,8 @@ namespace lossext::ops {
 
 PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                           int64_t reduction) {
-  static const PairLossInfo info{"l1_loss", &l1_loss_stub, /*mean_over_weight_sum=*/true};
-  return {&info, input, target, weight.value_or(Tensor()), reduction, {}};
+  static const PairLossInfo info{.op = "l1_loss", .stub = &l1_loss_stub, .mean_over_weight_sum = true};
+  return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction};
 }
 
 }  // namespace lossext::ops
@@ -26,6 +26,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "-> (Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, l1_loss, lossext::ops::l1_loss_call, 3);
-}
+LOSSEXT_POINTWISE_OP(l1_loss, lossext::ops::l1_loss_call, 3);

@@ -1,6 +1,6 @@
 // mse_loss: the op's argument checks and options. The math: losses/mse_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
-#include <lossext/ops.h>
+#include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/mse_loss.h>
 
@@ -12,8 +12,8 @@ namespace lossext::ops {
 
 PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                            int64_t reduction) {
-  static const PairLossInfo info{"mse_loss", &mse_loss_stub, /*mean_over_weight_sum=*/true};
-  return {&info, input, target, weight.value_or(Tensor()), reduction, {}};
+  static const PairLossInfo info{.op = "mse_loss", .stub = &mse_loss_stub, .mean_over_weight_sum = true};
+  return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction};
 }
 
 }  // namespace lossext::ops
@@ -26,6 +26,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "-> (Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, mse_loss, lossext::ops::mse_loss_call, 3);
-}
+LOSSEXT_POINTWISE_OP(mse_loss, lossext::ops::mse_loss_call, 3);

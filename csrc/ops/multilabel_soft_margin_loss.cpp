@@ -1,5 +1,4 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/multilabel_soft_margin_loss.h>
 
@@ -36,13 +35,16 @@ PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor
     weight = as_operand(weight, input);
   }
   const Reduction red = to_reduction(reduction, kOp);
-  PointwiseCall call{kOp, &multilabel_soft_margin_loss_stub, {input, as_operand(target, input), weight}, 2, red,
-                     {}, {}, {}};
   // Per sample: the class mean (1/C; C = 0 gives NaN, as torch's 0/0). 'mean' then divides the
   // total by N: 1/(N C) = the driver's default 1/numel.
-  if (red != Reduction::Mean) call.scale_override = 1.0 / static_cast<double>(input.size(-1));
-  call.row_sum = red == Reduction::None;
-  return call;
+  return {.op = kOp,
+          .stub = &multilabel_soft_margin_loss_stub,
+          .inputs = {input, as_operand(target, input), weight},
+          .n_grads = 2,
+          .reduction = red,
+          .scale_override = red != Reduction::Mean ? c10::optional<double>(1.0 / static_cast<double>(input.size(-1)))
+                                                   : c10::nullopt,
+          .row_sum = red == Reduction::None};
 }
 
 }  // namespace lossext::ops
@@ -54,6 +56,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, multilabel_soft_margin_loss, lossext::ops::multilabel_soft_margin_loss_call, 2);
-}
+LOSSEXT_POINTWISE_OP(multilabel_soft_margin_loss, lossext::ops::multilabel_soft_margin_loss_call, 2);

@@ -1,7 +1,7 @@
 // nll_loss host functions (CPU and CUDA share them; the stub picks the kernels). Argument rules,
 // geometry and buffers are the row-wise ones shared with cross_entropy (lossext/rowwise_host.h).
 #include <lossext/host.h>
-#include <lossext/ops.h>
+#include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
 #include <losses/nll_loss.h>
 
@@ -54,8 +54,10 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "int ignore_index, bool[1] grad_mask) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
+namespace {
+void impls(torch::Library& m) {
   m.impl("nll_loss", &lossext::ops::nll_loss);
   m.impl("nll_loss_backward", &lossext::ops::nll_loss_backward);
 }
-
+}  // namespace
+LOSSEXT_IMPL_ALL_DEVICES(impls);

@@ -2,13 +2,10 @@
 // (see lossext/pair_loss_host.h). Every pass is a pointwise driver call; no ATen math.
 #include <lossext/pair_loss.h>
 #include <lossext/pair_loss_host.h>
-#include <losses/sum.h>
 
 #include <c10/core/ScalarType.h>
 
 #include <cmath>
-
-LOSSEXT_DEFINE_STUB(lossext::sum_stub, lossext::PointwiseFn);
 
 namespace lossext {
 namespace {
@@ -58,8 +55,12 @@ int64_t numel_of(at::IntArrayRef shape) {
 // The driver call of the loss itself. `norm` and `loss` are the 0-d n and c operands (or undefined).
 PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, const at::Tensor& norm,
                         const at::Tensor& loss, std::vector<bool> mask) {
-  PointwiseCall call{c.info->op, c.info->stub, {c.input, c.target, c.weight, norm, loss}, p.n_grads, red,
-                     std::move(mask), {}, {}};
+  PointwiseCall call{.op = c.info->op,
+                     .stub = c.info->stub,
+                     .inputs = {c.input, c.target, c.weight, norm, loss},
+                     .n_grads = p.n_grads,
+                     .reduction = red,
+                     .grad_mask = std::move(mask)};
   const int64_t nb = numel_of(p.shape);
   const PairMode mode = norm.defined() ? PairMode::kWeightedMean
                         : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;
@@ -82,7 +83,7 @@ struct WeightedMean {
 
 WeightedMean weighted_mean(const PairLossCall& c, const Plan& p, bool need_loss) {
   WeightedMean wm;
-  wm.norm = pointwise_forward({c.info->op, &sum_stub, {c.weight}, 1, Reduction::Sum, {false}, {}, {}})[0];
+  wm.norm = sum_all(c.info->op, c.weight);
   if (need_loss) wm.loss = pointwise_forward(loss_call(c, p, Reduction::Sum, wm.norm, at::Tensor(), {}))[0];
   return wm;
 }

@@ -1,5 +1,4 @@
 #include <lossext/host.h>
-#include <lossext/ops.h>
 #include <lossext/pointwise_op.h>
 #include <losses/poisson_nll_loss.h>
 
@@ -20,10 +19,13 @@ PointwiseCall poisson_nll_loss_call(const Tensor& input, const Tensor& target, b
   const bool xb = input.scalar_type() == at::kBool, tb = target.scalar_type() == at::kBool;
   TORCH_CHECK(!((log_input ? xb && tb : xb) || (full && tb)), kOp,
               ": Subtraction, the `-` operator, with a bool tensor is not supported");
-  PointwiseCall call{kOp,          &poisson_nll_loss_stub, {input, target}, 2, to_reduction(reduction, kOp),
-                     {}, {log_input ? 1.0 : 0.0, full ? 1.0 : 0.0, eps}, {}};
-  call.integral_ok = true;
-  return call;
+  return {.op = kOp,
+          .stub = &poisson_nll_loss_stub,
+          .inputs = {input, target},
+          .n_grads = 2,
+          .reduction = to_reduction(reduction, kOp),
+          .params = {log_input ? 1.0 : 0.0, full ? 1.0 : 0.0, eps},
+          .integral_ok = true};
 }
 
 }  // namespace lossext::ops
@@ -35,6 +37,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "float eps, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, poisson_nll_loss, lossext::ops::poisson_nll_loss_call, 2);
-}
+LOSSEXT_POINTWISE_OP(poisson_nll_loss, lossext::ops::poisson_nll_loss_call, 2);

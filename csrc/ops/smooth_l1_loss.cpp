@@ -1,6 +1,6 @@
 // smooth_l1_loss: the op's argument checks and options. The math: losses/smooth_l1_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
-#include <lossext/ops.h>
+#include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/smooth_l1_loss.h>
 
@@ -12,8 +12,8 @@ namespace lossext::ops {
 
 PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta) {
   TORCH_CHECK(beta >= 0, "smooth_l1_loss does not support negative values for beta (got ", beta, ")");
-  static const PairLossInfo info{"smooth_l1_loss", &smooth_l1_loss_stub};
-  return {&info, input, target, Tensor(), reduction, {beta}};
+  static const PairLossInfo info{.op = "smooth_l1_loss", .stub = &smooth_l1_loss_stub};
+  return {.info = &info, .input = input, .target = target, .reduction = reduction, .params = {beta}};
 }
 
 }  // namespace lossext::ops
@@ -26,6 +26,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "-> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, smooth_l1_loss, lossext::ops::smooth_l1_loss_call, 2);
-}
+LOSSEXT_POINTWISE_OP(smooth_l1_loss, lossext::ops::smooth_l1_loss_call, 2);

@@ -1,6 +1,6 @@
 // soft_margin_loss: the op's argument checks and options. The math: losses/soft_margin_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
-#include <lossext/ops.h>
+#include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/soft_margin_loss.h>
 
@@ -11,9 +11,9 @@ LOSSEXT_DEFINE_STUB(lossext::soft_margin_loss_stub, lossext::PointwiseFn);
 namespace lossext::ops {
 
 PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction) {
-  static const PairLossInfo info{"soft_margin_loss", &soft_margin_loss_stub, false, /*loss_in_input_dtype=*/true,
-                                 /*target_within_input=*/true};
-  return {&info, input, target, Tensor(), reduction, {}};
+  static const PairLossInfo info{
+      .op = "soft_margin_loss", .stub = &soft_margin_loss_stub, .loss_in_input_dtype = true, .target_within_input = true};
+  return {.info = &info, .input = input, .target = target, .reduction = reduction};
 }
 
 }  // namespace lossext::ops
@@ -26,6 +26,4 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "-> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(lossext, CPU, m) {
-  LOSSEXT_POINTWISE_OP_IMPL(m, soft_margin_loss, lossext::ops::soft_margin_loss_call, 2);
-}
+LOSSEXT_POINTWISE_OP(soft_margin_loss, lossext::ops::soft_margin_loss_call, 2);

@@ -8,9 +8,9 @@
 
 namespace lossext {
 
-// Same numbering as at::Reduction, so C++ callers can pass at::Reduction values.
-// BatchMean exists for kl_div only (sum divided by the batch size).
-enum class Reduction : int64_t { None = 0, Mean = 1, Sum = 2, BatchMean = 3 };
+// Same numbering as at::Reduction, so C++ callers can pass at::Reduction values. (kl_div's
+// 'batchmean' is sum plus a division by the batch size: its own option, not a reduction.)
+enum class Reduction : int64_t { None = 0, Mean = 1, Sum = 2 };
 
 inline Reduction to_reduction(int64_t r, const char* op) {
   TORCH_CHECK_VALUE(r >= 0 && r <= 2, op, ": reduction must be 0 (none), 1 (mean) or 2 (sum), but got ", r);

@@ -68,8 +68,17 @@ std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::
 // The broadcast shape of the defined tensors; RuntimeError naming `op` if they do not broadcast.
 std::vector<int64_t> broadcast_shape(const char* op, at::TensorList tensors, const std::vector<std::string>& names);
 
+// The 0-d sum of every element of t, in t's dtype (deterministic, accumulated in double).
+at::Tensor sum_all(const char* op, const at::Tensor& t);
+
 // grad (full broadcast shape) summed down to `sizes` (the shape the operand had before it was
 // broadcast), with our own deterministic kernel.
 at::Tensor sum_to_size(const char* op, const at::Tensor& grad, at::IntArrayRef sizes);
 
 }  // namespace lossext
+
+// The names every host op file (csrc/ops/<loss>.cpp) uses.
+namespace lossext::ops {
+using at::Tensor;
+using OptTensor = c10::optional<at::Tensor>;
+}  // namespace lossext::ops

@@ -2,17 +2,18 @@
 // one "call builder" that checks the arguments and describes the call:
 //
 //   PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
-//                              int64_t reduction);   // declared in lossext/ops.h
+//                              int64_t reduction);   // file-local in csrc/ops/mse_loss.cpp
 //
 // gives, for schema  mse_loss(<those args>, bool[K] grad_mask) -> (Tensor x K+1)
 //   forward (<those args>, std::array<bool, K> grad_mask) -> tuple of K + 1 tensors
 //   backward(grad_output, <those args>, std::array<bool, K> grad_mask) -> tuple of K tensors
-// which LOSSEXT_POINTWISE_OP_IMPL registers (in csrc/ops/<loss>.cpp for CPU, csrc/cuda/<loss>.cu for
-// CUDA). The call type needs a `grad_mask` vector and run_forward / run_backward overloads.
+// which LOSSEXT_POINTWISE_OP registers for every device, once, at the end of csrc/ops/<loss>.cpp.
+// The call type needs a `grad_mask` vector and run_forward / run_backward overloads.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <lossext/host.h>
+#include <lossext/registration.h>
 
 #include <array>
 #include <cstddef>
@@ -69,3 +70,10 @@ struct OpFns<Call(A...)> {
     (m).impl(#name, &LossextOpFns_::forward<&make, K>);                          \
     (m).impl(#name "_backward", &LossextOpFns_::backward<&make, K>);             \
   } while (0)
+
+// In csrc/ops/<loss>.cpp, at namespace scope:  LOSSEXT_POINTWISE_OP(mse_loss, lossext::ops::mse_loss_call, 3);
+#define LOSSEXT_POINTWISE_OP(name, make, K)                                                     \
+  static void LOSSEXT_CONCAT(lossext_impls_, name)(torch::Library & m) {                        \
+    LOSSEXT_POINTWISE_OP_IMPL(m, name, make, K);                                                \
+  }                                                                                             \
+  LOSSEXT_IMPL_ALL_DEVICES(LOSSEXT_CONCAT(lossext_impls_, name))
