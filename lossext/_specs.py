@@ -18,47 +18,20 @@ def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
     return dtype
 
 
-SPECS = [
-    LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
-             operands=("input", "target", "weight", "pos_weight")),
-    LossSpec("l1_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
-             loss_dtype=_pair_loss_dtype(False, True)),
-    LossSpec("mse_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
-             loss_dtype=_pair_loss_dtype(False, True)),
-    LossSpec("huber_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
-             loss_dtype=_pair_loss_dtype(True, False)),
-    LossSpec("smooth_l1_loss", diff=("input", "target"), operands=("input", "target")),
-    LossSpec("soft_margin_loss", diff=("input", "target"), operands=("input", "target"),
-             loss_dtype=_pair_loss_dtype(True, False)),
-    LossSpec("binary_cross_entropy", diff=("input", "target"), operands=("input",), autocast=("fp32", "banned")),
-    LossSpec("multilabel_soft_margin_loss", diff=("input", "target"), operands=("input", "target", "weight"),
-             none_loss=lambda a: a["input"].new_empty(
-                 a["input"].shape[:-1], dtype=_promoted([a["input"], a["target"], a["weight"]])),
-             autocast=(None, "fp32")),  # torch's CPU composite stays in the input dtype; on CUDA its sum is fp32
-]
-
-
-# --- poisson_nll_loss, gaussian_nll_loss, kl_div ---------------------------------------------
 def _gaussian_var_view(a):
     """var lacking input's last dimension is unsqueezed (as the host op does) before broadcasting."""
-    import torch
-
     x, v = a["input"], a["var"]
     if isinstance(v, torch.Tensor) and v.shape != x.shape and x.dim() >= 1 and v.shape == x.shape[:-1]:
         a = dict(a, var=v.unsqueeze(-1))
     return a
 
 
-SPECS += [
-    LossSpec("poisson_nll_loss", diff=("input", "target")),
-    LossSpec("gaussian_nll_loss", diff=("input", "target", "var"), operands=("input", "target", "var"),
-             views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
-    LossSpec("kl_div", diff=("input", "target")),
-]
+def _multilabel_none_loss(a):
+    x = a["input"]
+    return x.new_empty(x.shape[:-1], dtype=_promoted([x, a["target"], a["weight"]]))
 
 
-# ---- row-wise losses (class dim 1): cross_entropy, nll_loss -------------------------------------
-import torch  # noqa: E402
+# ---- row-wise losses (class dim 1): the per-sample shape and dtype --------------------------------
 def _rowwise_dtype(a):
     x, t, w = a["input"], a["target"], a.get("weight")
     if x.shape != t.shape or not t.is_floating_point():  # class-index targets: the input's dtype
@@ -82,10 +55,29 @@ def _cross_entropy_aux(a):
     return [_rowwise_samples(a, torch.float32 if dt in (torch.float16, torch.bfloat16) else dt)]  # lse
 
 
-SPECS += [
+SPECS = [
+    LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
+             operands=("input", "target", "weight", "pos_weight")),
+    LossSpec("l1_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(False, True)),
+    LossSpec("mse_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(False, True)),
+    LossSpec("huber_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
+             loss_dtype=_pair_loss_dtype(True, False)),
+    LossSpec("smooth_l1_loss", diff=("input", "target"), operands=("input", "target")),
+    LossSpec("soft_margin_loss", diff=("input", "target"), operands=("input", "target"),
+             loss_dtype=_pair_loss_dtype(True, False)),
+    LossSpec("binary_cross_entropy", diff=("input", "target"), operands=("input",), autocast=("fp32", "banned")),
+    # torch's CPU composite stays in the input dtype; on CUDA its sum is fp32.
+    LossSpec("multilabel_soft_margin_loss", diff=("input", "target"), operands=("input", "target", "weight"),
+             none_loss=_multilabel_none_loss, autocast=(None, "fp32")),
+    LossSpec("poisson_nll_loss", diff=("input", "target")),
+    LossSpec("gaussian_nll_loss", diff=("input", "target", "var"), operands=("input", "target", "var"),
+             views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
+    LossSpec("kl_div", diff=("input", "target")),
     LossSpec("cross_entropy", diff=("input", "target"), none_loss=_rowwise_none_loss, aux=_cross_entropy_aux,
              operands=("input", "target", "weight")),
-    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),),
+    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight")),
 ]
 
 

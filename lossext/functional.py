@@ -1,27 +1,32 @@
 """lossext.functional: the signatures of torch.nn.functional's losses, computed by lossext's kernels."""
 from __future__ import annotations
 
-from typing import Optional
+import warnings
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
-from ._common import grad_mask, reduction_enum
+from ._common import INVALID, NOT_VALID, WEIGHTED_INVALID, grad_mask, reduction_enum
+from ._registry import _is_plain_cpu
 from ._registry import call as _call
 
 _ops = torch.ops.lossext
 
 __all__ = [
     "binary_cross_entropy_with_logits",
+    "binary_cross_entropy",
     "l1_loss",
     "mse_loss",
     "huber_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "kl_div",
     "cross_entropy",
     "nll_loss",
-    "binary_cross_entropy",
     "multilabel_soft_margin_loss",
 ]
 
@@ -42,14 +47,7 @@ def binary_cross_entropy_with_logits(
                  input, target, weight, pos_weight, r, grad_mask(input, target))[0]
 
 
-# --- poisson_nll_loss, gaussian_nll_loss, kl_div ---------------------------------------------
-import warnings  # noqa: E402
-from typing import Union  # noqa: E402
-
-from torch.nn import _reduction as _Reduction  # noqa: E402
-
-__all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div"]
-
+# ---- poisson_nll_loss, gaussian_nll_loss, kl_div ----------------------------------------------
 
 def poisson_nll_loss(
     input: Tensor,
@@ -61,12 +59,8 @@ def poisson_nll_loss(
     reduce: Optional[bool] = None,
     reduction: str = "mean",
 ) -> Tensor:
-    if size_average is not None or reduce is not None:
-        reduction = _Reduction.legacy_get_string(size_average, reduce)
-    if reduction != "none" and reduction != "mean" and reduction != "sum":
-        raise ValueError(reduction + " is not a valid value for reduction")
-    return _call("poisson_nll_loss", input, target, log_input, full, eps, _Reduction.get_enum(reduction),
-                 grad_mask(input, target))[0]
+    r = reduction_enum(reduction, size_average, reduce)
+    return _call("poisson_nll_loss", input, target, log_input, full, eps, r, grad_mask(input, target))[0]
 
 
 def gaussian_nll_loss(
@@ -86,9 +80,8 @@ def gaussian_nll_loss(
         var_tensor, var_value = var, 1.0
     else:  # torch fails in torch.any(var < 0) the same way
         raise TypeError(f"gaussian_nll_loss(): var must be a Tensor or a float, but got {type(var).__name__}")
-    if reduction != "none" and reduction != "mean" and reduction != "sum":
-        raise ValueError(reduction + " is not valid")
-    return _call("gaussian_nll_loss", input, target, var_tensor, var_value, full, eps, _Reduction.get_enum(reduction),
+    r = reduction_enum(reduction, invalid=NOT_VALID)
+    return _call("gaussian_nll_loss", input, target, var_tensor, var_value, full, eps, r,
                  grad_mask(input, target, var_tensor))[0]
 
 
@@ -107,12 +100,10 @@ def kl_div(
     reduction: str = "mean",
     log_target: bool = False,
 ) -> Tensor:
-    if size_average is not None or reduce is not None:
-        r = _Reduction.legacy_get_enum(size_average, reduce)
-    else:
-        if reduction == "mean" and not torch.compiler.is_compiling():  # dynamo cannot trace warn()
-            warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
-        r = _Reduction.get_enum("sum" if reduction == "batchmean" else reduction)
+    legacy = size_average is not None or reduce is not None
+    if not legacy and reduction == "mean" and not torch.compiler.is_compiling():  # dynamo cannot trace warn()
+        warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
+    r = reduction_enum("sum" if reduction == "batchmean" else reduction, size_average, reduce)
     # As torch, the string 'batchmean' divides by input.size(0) even after a legacy reduction; the
     # op folds the division into the same pass.
     return _call("kl_div", input, target, r, log_target, reduction == "batchmean", grad_mask(input, target))[0]
@@ -135,9 +126,7 @@ def _warn_if_broadcast(input: Tensor, target: Tensor, stacklevel: int = 3) -> No
 
 def _weighted_reduction(reduction: str, weight: Optional[Tensor], size_average=None, reduce=None) -> int:
     # With a weight torch's functionals check the string themselves, with their own message.
-    if weight is not None and size_average is None and reduce is None and reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"Invalid reduction mode: {reduction}. Expected one of 'none', 'mean', 'sum'.")
-    return reduction_enum(reduction, size_average, reduce)
+    return reduction_enum(reduction, size_average, reduce, invalid=WEIGHTED_INVALID if weight is not None else INVALID)
 
 
 def _weighted_pair(name: str, input: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
@@ -208,8 +197,6 @@ def soft_margin_loss(
 
 
 # ---- cross_entropy, nll_loss -----------------------------------------------------------------------
-from ._registry import _is_plain_cpu  # noqa: E402
-
 _INPLACE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
@@ -344,10 +331,6 @@ def multilabel_soft_margin_loss(
     """torch.nn.functional.multilabel_soft_margin_loss, by one fused kernel. Unlike torch's composite,
     `weight` is not differentiable here (RuntimeError if it requires grad), and target/weight must
     broadcast to the input's shape."""
-    if size_average is not None or reduce is not None:
-        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(reduction + " is not valid")
-    r = reduction_enum(reduction)
+    r = reduction_enum(reduction, size_average, reduce, invalid=NOT_VALID)
     _check_weight_not_differentiable("multilabel_soft_margin_loss", weight)
     return _call("multilabel_soft_margin_loss", input, target, weight, r, grad_mask(input, target))[0]

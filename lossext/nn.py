@@ -12,14 +12,17 @@ from . import functional as LF
 
 __all__ = [
     "BCEWithLogitsLoss",
+    "BCELoss",
     "L1Loss",
     "MSELoss",
     "HuberLoss",
     "SmoothL1Loss",
     "SoftMarginLoss",
+    "PoissonNLLLoss",
+    "GaussianNLLLoss",
+    "KLDivLoss",
     "CrossEntropyLoss",
     "NLLLoss",
-    "BCELoss",
     "MultiLabelSoftMarginLoss",
 ]
 
@@ -30,10 +33,6 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.binary_cross_entropy_with_logits(
             input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction)
-
-
-# --- poisson_nll_loss, gaussian_nll_loss, kl_div ---------------------------------------------
-__all__ += ["PoissonNLLLoss", "GaussianNLLLoss", "KLDivLoss"]
 
 
 class PoissonNLLLoss(torch.nn.PoissonNLLLoss):
