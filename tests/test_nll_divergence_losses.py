@@ -8,7 +8,7 @@ checked for every shape as well.
 import itertools
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
@@ -73,11 +73,15 @@ class Spec:
     ref: Callable
     reductions: tuple
     cases: Callable  # (shape, dtype, device) -> iterable of (tensors, extra args, options, diff)
+    n_tensors: int = 2  # tensor operands broadcast together (gaussian: input, target, var)
+    strided_options: dict = field(default_factory=dict)  # options of the strided-views test
 
 
 SPECS = [
-    Spec("poisson_nll_loss", LF.poisson_nll_loss, F.poisson_nll_loss, ("none", "mean", "sum"), _poisson_cases),
-    Spec("gaussian_nll_loss", LF.gaussian_nll_loss, F.gaussian_nll_loss, ("none", "mean", "sum"), _gaussian_cases),
+    Spec("poisson_nll_loss", LF.poisson_nll_loss, F.poisson_nll_loss, ("none", "mean", "sum"), _poisson_cases,
+         strided_options=dict(log_input=False, full=True)),
+    Spec("gaussian_nll_loss", LF.gaussian_nll_loss, F.gaussian_nll_loss, ("none", "mean", "sum"), _gaussian_cases,
+         n_tensors=3),
     Spec("kl_div", LF.kl_div, F.kl_div, ("none", "mean", "sum", "batchmean"), _kl_cases),
 ]
 SPEC_REDUCTIONS = [pytest.param(s, r, id=f"{s.name}-{r}") for s in SPECS for r in s.reductions]
@@ -112,7 +116,7 @@ def test_broadcast_operands(spec, reduction, device):
     for xs, ts in [((4, 5), (5,)), ((5,), (3, 5)), ((3, 1, 5), (4, 1)), ((2, 3), ())]:
         x = torch.rand(xs, device=device, dtype=torch.float64) + 0.1
         t = torch.rand(ts, device=device, dtype=torch.float64) * 2
-        extra = (torch.rand(xs, device=device, dtype=torch.float64) + 0.1,) if spec.name == "gaussian_nll_loss" else ()
+        extra = [torch.rand(xs, device=device, dtype=torch.float64) + 0.1 for _ in range(spec.n_tensors - 2)]
         tensors = [x, t, *extra]
         _check(spec, tensors, (), {}, tuple(range(len(tensors))), reduction)
 
@@ -142,8 +146,7 @@ def _strided_views(x, t, v):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,reduction", SPEC_REDUCTIONS)
 def test_strided_and_expanded(spec, reduction, device):
-    n = 3 if spec.name == "gaussian_nll_loss" else 2
-    opts = dict(log_input=False, full=True) if spec.name == "poisson_nll_loss" else {}
+    n, opts = spec.n_tensors, spec.strided_options
     bases = [torch.rand(40, 30, device=device, dtype=torch.float64) + 0.05,
              torch.rand(30, 1, device=device, dtype=torch.float64) * 3,
              torch.rand(80, device=device, dtype=torch.float64) + 0.05]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import pytest
 import torch
@@ -32,48 +33,55 @@ def soft_margin_ref(input, target, size_average=None, reduce=None, reduction="me
     return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
 
 
+def _normal_target(shape, dtype, device):
+    return torch.randn(shape, dtype=dtype, device=device)
+
+
+def _label_target(shape, dtype, device):
+    """Labels +-1, scaled by a random factor in half the cases."""
+    y = torch.randint(0, 2, shape, device=device).to(dtype) * 2 - 1
+    return y * (torch.rand(shape, device=device, dtype=dtype) + 0.5) if torch.rand(()) < 0.5 else y
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
     module: str
+    # (x, t, w, reduction, options, grad_mask) -> the positional args of the lossext op
+    op_args: Callable
     options: tuple = ({},)          # keyword options, each crossed with everything else
     weight: bool = False            # takes weight= (input-shaped, differentiable)
     target_within_input: bool = False  # the target may not broadcast the input to a larger shape
     module_kwargs: dict = field(default_factory=dict)
+    ref: Optional[Callable] = None  # torch's functional of the same name unless given
+    target: Callable = _normal_target  # (shape, dtype, device) -> a typical target
 
     @property
     def ours(self):
         return getattr(LF, self.name)
 
     @property
-    def ref(self):
-        return soft_margin_ref if self.name == "soft_margin_loss" else getattr(F, self.name)
+    def torch_ref(self):
+        return self.ref or getattr(F, self.name)
 
     @property
     def op(self):
         return getattr(OPS, self.name)
-
-    def op_args(self, x, t, w, red, opt, mask):
-        """Positional args of the lossext op (the functional's mapping)."""
-        if self.name in ("l1_loss", "mse_loss"):
-            return (x, t, w, red, mask)
-        if self.name == "huber_loss":
-            return (x, t, w, red, opt.get("delta", 1.0), mask)
-        if self.name == "smooth_l1_loss":
-            return (x, t, red, opt.get("beta", 1.0), mask[:2])
-        return (x, t, red, mask[:2])
 
     def __str__(self):
         return self.name
 
 
 SPECS = [
-    Spec("l1_loss", "L1Loss", weight=True),
-    Spec("mse_loss", "MSELoss", weight=True),
-    Spec("huber_loss", "HuberLoss", ({}, {"delta": 0.3}, {"delta": 2.5}), weight=True,
-         module_kwargs={"delta": 0.5}),
-    Spec("smooth_l1_loss", "SmoothL1Loss", ({}, {"beta": 0.25}, {"beta": 0.0}), module_kwargs={"beta": 0.5}),
-    Spec("soft_margin_loss", "SoftMarginLoss", target_within_input=True),
+    Spec("l1_loss", "L1Loss", lambda x, t, w, red, opt, mask: (x, t, w, red, mask), weight=True),
+    Spec("mse_loss", "MSELoss", lambda x, t, w, red, opt, mask: (x, t, w, red, mask), weight=True),
+    Spec("huber_loss", "HuberLoss", lambda x, t, w, red, opt, mask: (x, t, w, red, opt.get("delta", 1.0), mask),
+         ({}, {"delta": 0.3}, {"delta": 2.5}), weight=True, module_kwargs={"delta": 0.5}),
+    Spec("smooth_l1_loss", "SmoothL1Loss",
+         lambda x, t, w, red, opt, mask: (x, t, red, opt.get("beta", 1.0), mask[:2]),
+         ({}, {"beta": 0.25}, {"beta": 0.0}), module_kwargs={"beta": 0.5}),
+    Spec("soft_margin_loss", "SoftMarginLoss", lambda x, t, w, red, opt, mask: (x, t, red, mask[:2]),
+         target_within_input=True, ref=soft_margin_ref, target=_label_target),
 ]
 SPEC_PARAMS = [pytest.param(s, id=s.name) for s in SPECS]
 WEIGHTED = [pytest.param(s, id=s.name) for s in SPECS if s.weight]
@@ -82,10 +90,7 @@ SHAPES = [(), (0,), (7,), (4, 5), (2, 3, 4), (3, 0, 2), (129, 67)]
 
 
 def _target(spec, shape, dtype, device):
-    if spec.name == "soft_margin_loss":  # labels +-1, scaled by a random factor in half the cases
-        y = torch.randint(0, 2, shape, device=device).to(dtype) * 2 - 1
-        return y * (torch.rand(shape, device=device, dtype=dtype) + 0.5) if torch.rand(()) < 0.5 else y
-    return torch.randn(shape, dtype=dtype, device=device)
+    return spec.target(shape, dtype, device)
 
 
 def _input(shape, dtype, device):
@@ -100,10 +105,10 @@ def _check(spec, x, t, w, reduction, opt, dtype=None, check_dtype=True):
     """check_loss over input, target (and weight): values and the gradient of each."""
     if w is None:
         return check_loss(lambda x, t: spec.ours(x, t, reduction=reduction, **opt),
-                          lambda x, t: spec.ref(x, t, reduction=reduction, **opt),
+                          lambda x, t: spec.torch_ref(x, t, reduction=reduction, **opt),
                           [x, t], diff=(0, 1), dtype=dtype, check_dtype=check_dtype)
     return check_loss(lambda x, t, w: spec.ours(x, t, reduction=reduction, weight=w, **opt),
-                      lambda x, t, w: spec.ref(x, t, reduction=reduction, weight=w, **opt),
+                      lambda x, t, w: spec.torch_ref(x, t, reduction=reduction, weight=w, **opt),
                       [x, t, w], diff=(0, 1, 2), dtype=dtype, check_dtype=check_dtype)
 
 
@@ -155,7 +160,7 @@ def test_broadcast_warning(spec):
         spec.ours(x, t)
     with warnings.catch_warnings(record=True) as theirs:
         warnings.simplefilter("always")
-        spec.ref(x, t)
+        spec.torch_ref(x, t)
     assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
     assert [w.category for w in ours] == [UserWarning]
     assert ours[0].filename == __file__, "stacklevel: the warning must point at the caller"
@@ -234,7 +239,7 @@ def test_zero_dim_weight_promotion(spec):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a = spec.ours(x, t, reduction=reduction, weight=w)
-            b = spec.ref(x, t, reduction=reduction, weight=w)
+            b = spec.torch_ref(x, t, reduction=reduction, weight=w)
         assert a.dtype == b.dtype, (reduction, a.dtype, b.dtype)
         assert_close(a, b, torch.float32, reduction)
 
@@ -297,7 +302,7 @@ def test_empty(spec, device):
 def test_errors_match_torch(device):
     x, y = torch.randn(3, 4, device=device), torch.randn(3, 5, device=device)
     for spec in SPECS:
-        for f in (spec.ref, spec.ours):
+        for f in (spec.torch_ref, spec.ours):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with pytest.raises(RuntimeError):
@@ -343,7 +348,7 @@ def test_legacy_reduction_args(spec):
                               ({"size_average": True, "reduce": True}, "mean")]:
         with pytest.warns(UserWarning):
             a = spec.ours(x, y, **legacy)
-        torch.testing.assert_close(a, spec.ref(x, y, reduction=reduction))
+        torch.testing.assert_close(a, spec.torch_ref(x, y, reduction=reduction))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -382,7 +387,7 @@ def test_backward_op_matches_torch(spec, device):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     kw = dict(opt, reduction=rname, **({"weight": w} if weighted else {}))
-                    ref = spec.ref(x, t, **kw)
+                    ref = spec.torch_ref(x, t, **kw)
                 go = torch.randn(ref.shape, dtype=torch.float64, device=device)
                 leaves = [x, t] + ([w] if weighted else [])
                 expected = torch.autograd.grad(ref, leaves, go)
@@ -418,7 +423,7 @@ def test_compile_fullgraph(spec, reduction, device):
     kw.pop("weight", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a, b = f(xb, tb, **kw), spec.ref(xb, tb, **kw)
+        a, b = f(xb, tb, **kw), spec.torch_ref(xb, tb, **kw)
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(torch.autograd.grad(a.sum(), xb)[0], torch.autograd.grad(b.sum(), xb)[0])
 
@@ -491,7 +496,7 @@ def test_large_mean(device):
     x = torch.randn(3_000_001, device=device)
     t = torch.randn(3_000_001, device=device)
     for spec in SPECS:
-        check_loss(lambda x, t: spec.ours(x, t), lambda x, t: spec.ref(x, t), [x, t], diff=(0,))
+        check_loss(lambda x, t: spec.ours(x, t), lambda x, t: spec.torch_ref(x, t), [x, t], diff=(0,))
         assert torch.equal(spec.ours(x, t), spec.ours(x, t)), f"{spec.name}: reduction is not deterministic"
 
 
