@@ -1,6 +1,6 @@
 """Call overhead at small sizes (N=64): lossext against torch eager, microseconds per call.
 
-    python tools/bench_overhead.py [name ...]
+    python benchmarks/overhead.py [name ...]
 
 Forward under no_grad, and forward + backward (fresh .grad each time). Each pair of functions is
 timed in alternating rounds by the calling thread's CPU time (time.thread_time: other tenants of a
