@@ -51,8 +51,12 @@ def _rowwise_none_loss(a):
 
 
 def _cross_entropy_aux(a):
+    """The forward's saved row statistics: (m, log z) per sample, plus Sy for probability targets
+    (csrc/losses/cross_entropy.h), in the math dtype."""
     dt = _rowwise_dtype(a)
-    return [_rowwise_samples(a, torch.float32 if dt in (torch.float16, torch.bfloat16) else dt)]  # lse
+    samples = _rowwise_samples(a, torch.float32 if dt in (torch.float16, torch.bfloat16) else dt)
+    prob = a["input"].shape == a["target"].shape
+    return [samples.new_empty((*samples.shape, 3 if prob else 2))]
 
 
 SPECS = [

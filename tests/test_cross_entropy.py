@@ -326,11 +326,12 @@ def test_lse_and_backward_op(device):
     t = torch.tensor([0, -100, 3, 6, 2], device=device)
     w = torch.rand(7, device=device)
     for red in (0, 1, 2):
-        loss, g, gt, lse = OPS.cross_entropy(x, t, w, red, -100, 0.1, [True, False])
+        loss, g, gt, saved = OPS.cross_entropy(x, t, w, red, -100, 0.1, [True, False])
         active = t != -100
-        torch.testing.assert_close(lse[active], torch.logsumexp(x, 1)[active])
+        assert saved.shape == (5, 2)  # (max, log sum exp(x - max)) per row
+        torch.testing.assert_close(saved[active].sum(1), torch.logsumexp(x, 1)[active])
         go = torch.randn(loss.shape, device=device)
-        gb, _ = OPS.cross_entropy_backward(go, x, t, w, red, -100, 0.1, lse, [True, False])
+        gb, _ = OPS.cross_entropy_backward(go, x, t, w, red, -100, 0.1, saved, [True, False])
         xr = x.clone().requires_grad_()
         ref = F.cross_entropy(xr, t, w, reduction=["none", "mean", "sum"][red], label_smoothing=0.1)
         torch.testing.assert_close(gb, torch.autograd.grad(ref, xr, go)[0])

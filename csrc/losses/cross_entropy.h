@@ -1,46 +1,190 @@
-// cross_entropy on one row (see lossext/rowwise.h for the layout), shared by the CPU loops and the
-// CUDA kernels. Notation: x = logits of the row, lse = log sum_c exp(x_c), p_c = exp(x_c - lse),
-// w = class weights (1 unweighted), W = sum_c w_c, eps = label smoothing, r = the row's gradient
-// scale (1/denominator for mean, 1 for sum, times grad_output in the backward).
+// cross_entropy as a row-wise functor (lossext/rowwise.h), shared by the CPU and CUDA drivers.
+// Notation: x = logits of the row, m = max_c x_c, z = sum_c exp(x_c - m), lse = m + log z,
+// p_c = exp(x_c - m) / z, w = class weights (1 unweighted), W = sum_c w_c, eps = label smoothing,
+// r = the row's gradient scale.
 //
-// Class target t (sample weight wt = w_t, 0 when ignored), torch's smoothing rule:
-//   loss   = (1-eps) wt (lse - x_t) + (eps/C) (W lse - sum_c w_c x_c)
+// Class target t (sample weight wt = w_t), torch's smoothing rule:
+//   loss    = (1-eps) wt (lse - x_t) + (eps/C) sum_c w_c (lse - x_c)
 //   dL/dx_c = r [ ((1-eps) wt + (eps/C) W) p_c - (eps/C) w_c - (1-eps) wt [c == t] ]
-// Probability target y, smoothed y' = (1-eps) y + eps/C, Sy = sum_c w_c y_c:
-//   loss   = -sum_c w_c y'_c (x_c - lse) = S' lse - T',   S' = (1-eps) Sy + (eps/C) W,
-//            T' = (1-eps) sum_c w_c y_c x_c + (eps/C) sum_c w_c x_c
-//   dL/dx_c = r [ S' p_c - w_c y'_c ]          dL/dy_c = -r (1-eps) w_c (x_c - lse)
-// Both gradients have one shape, used by every kernel:
-//   dL/dx_c = a p_c - w_c (by y_c + e) - b [c == t],   dL/dy_c = -by w_c (x_c - lse)
+// Probability target y (smoothed y' = (1-eps) y + eps/C), Sy = sum_c w_c y_c:
+//   loss    = sum_c w_c y'_c (lse - x_c)
+//   dL/dx_c = r [ ((1-eps) Sy + (eps/C) W) p_c - w_c y'_c ]      dL/dy_c = -r (1-eps) w_c (x_c - lse)
+//
+// Precision at any logit magnitude (as torch's log_softmax): p_c is exp(x_c - m) / z, never
+// exp(x_c - lse) with a rounded lse; lse - x_t is (m - x_t) + log z; the linear sums are taken
+// relative to the row's first finite logit (x0), so W lse - sum_c w_c x_c = W (lse - x0) - sum_c w_c (x_c - x0)
+// does not cancel two huge numbers.
 #pragma once
 
 #include <lossext/dispatch.h>
 #include <lossext/rowwise.h>
+#include <lossext/vmath.h>
 
+#include <limits>
 #include <type_traits>
 
 namespace lossext {
 
+struct CrossEntropyParams {
+  double smoothing = 0;  // clamped to [0, 1] by the host (torch ignores negative values)
+};
+
 // What a row's sweeps read and sum (compile-time, so the plain case carries no dead work).
 enum CEKind : int { kCEPlain = 0, kCESmooth = 1, kCESmoothW = 2, kCEProb = 3, kCEProbW = 4 };
 
-template <int K>
-struct CETraits {
+// Saved per row for a separate backward: m, log z (and Sy for probability targets).
+inline int64_t ce_saved_count(bool prob) { return prob ? 3 : 2; }
+
+template <class M, int K>
+struct CrossEntropyRow {
   static constexpr bool kProb = K == kCEProb || K == kCEProbW;
-  static constexpr bool kW = K == kCESmoothW || K == kCEProbW;  // the sweeps read w_c
-  static constexpr bool kLin = K != kCEPlain;                   // pass 1 sums w_c x_c (and y)
+  static constexpr bool kLin = K != kCEPlain;                   // pass 1 sums w_c (x_c - x0) (and y)
+  static constexpr bool kPass1 = true;
+  static constexpr bool kOther = kProb;                         // reads the probability targets
+  static constexpr bool kWeighted = K == kCESmoothW || K == kCEProbW;  // the sweeps read w_c
+  enum { kM, kZ, kRef, kSX, kSY, kSYX };                        // statistics
+  static constexpr int kStats = kProb ? 6 : (kLin ? 4 : 2);
+  enum { kCm, kClz, kCA, kCe, kCby, kCt };                      // gradient coefficients
+  static constexpr int kCoefs = 6;
+  static constexpr int kSaved = kProb ? 3 : 2;
+
+  M eps, es, C, W;  // smoothing, eps / C (0 without smoothing), classes, summed weights
+
+  C10_HOST_DEVICE CrossEntropyRow(const CrossEntropyParams& p, int64_t classes, M w_total)
+      : eps(static_cast<M>(p.smoothing)),
+        es(p.smoothing > 0 ? static_cast<M>(p.smoothing) / static_cast<M>(classes) : M(0)),
+        C(static_cast<M>(classes)), W(w_total) {}
+
+  // exp(-inf - m) = 0 for any m, even m = lowest (an all -inf row must keep z = 0: NaN, as torch).
+  C10_HOST_DEVICE static M pad() { return -std::numeric_limits<M>::infinity(); }
+
+  // m starts at lowest (finite), so leading -inf logits are harmless: exp(-inf - lowest) = 0.
+  template <class V>
+  C10_HOST_DEVICE void init(V (&s)[kStats], const V& x0) const {
+    s[kM] = V(std::numeric_limits<M>::lowest());
+    s[kZ] = V(M(0));
+    if constexpr (kLin) {
+      s[kRef] = vm::finite_or_zero(x0);
+      for (int i = kSX; i < kStats; ++i) s[i] = V(M(0));
+    }
+  }
+
+  // The online max / sum of exponentials: z is rescaled only when the group raises the maximum
+  // (rare after the first groups of a row), so the cost is ~1 exp per element.
+  template <bool kTail, int U, class V>
+  C10_HOST_DEVICE void add(V (&s)[kStats], const V (&x)[U], const V (&y)[U], const V (&w)[U]) const {
+    V bm = x[0];
+    for (int u = 1; u < U; ++u) bm = vm::max(bm, x[u]);
+    if (!vm::all_le(bm, s[kM])) {  // a new maximum (or a NaN) in some lane
+      const V mn = vm::max(s[kM], bm);
+      s[kZ] = s[kZ] * vm::fast_exp(s[kM] - mn);
+      s[kM] = mn;
+    }
+    V e = vm::fast_exp(x[0] - s[kM]);
+    for (int u = 1; u < U; ++u) e = e + vm::fast_exp(x[u] - s[kM]);
+    s[kZ] = s[kZ] + e;
+    if constexpr (kLin) {
+      for (int u = 0; u < U; ++u) {
+        V d = x[u] - s[kRef];
+        V wd = kWeighted ? w[u] * d : d;
+        V wy = kWeighted ? w[u] * y[u] : y[u];
+        V wyd = wy * d;
+        if constexpr (kTail) {  // padded lanes (w = 0, x = -inf) add nothing to the linear sums
+          const V zero(M(0));
+          const V used = w[u] != zero;
+          wd = vm::where(used, w[u] * d, zero);
+          wyd = vm::where(used, wyd, zero);
+        }
+        s[kSX] = s[kSX] + wd;
+        if constexpr (kProb) {
+          s[kSY] = s[kSY] + wy;
+          s[kSYX] = s[kSYX] + wyd;
+        }
+      }
+    }
+  }
+
+  template <class V>
+  C10_HOST_DEVICE void merge(V (&s)[kStats], const V (&o)[kStats]) const {
+    const V mn = vm::max(s[kM], o[kM]);
+    s[kZ] = s[kZ] * vm::fast_exp(s[kM] - mn) + o[kZ] * vm::fast_exp(o[kM] - mn);
+    s[kM] = mn;
+    for (int i = kSX; i < kStats; ++i) s[i] = s[i] + o[i];
+  }
+
+  // k from (m, log z, Sy). A non-finite lse (a +inf or NaN logit, an all -inf row) makes the
+  // row's loss and gradient NaN, like torch's log_softmax of such rows: (lse - lse) is 0 or NaN.
+  C10_HOST_DEVICE void coefs(M m, M lz, M sy, const RowSample<M>& smp, M (&k)[kCoefs]) const {
+    const M nan_if = (m + lz) - (m + lz);
+    const M es_W = es * W;
+    M a;
+    if constexpr (kProb) {
+      a = smp.r * ((M(1) - eps) * sy + es_W);
+      k[kCby] = smp.r * (M(1) - eps);
+    } else {
+      a = smp.r * ((M(1) - eps) * smp.wt + es_W);
+      k[kCby] = M(0);
+    }
+    k[kCm] = m;
+    k[kClz] = lz;
+    k[kCA] = a * vm::exp(-lz) + nan_if;
+    k[kCe] = smp.r * es;
+    k[kCt] = smp.wt * k[kCe] + smp.r * (M(1) - eps) * smp.wt;  // w_t e + b: the [c == t] terms
+  }
+
+  C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
+    const M m = s[kM], lz = vm::log(s[kZ]);
+    const M sy = kProb ? s[kSY] : M(0);
+    coefs(m, lz, sy, smp, k);
+    saved[0] = m;
+    saved[1] = lz;
+    if constexpr (kProb) saved[2] = sy;
+    M loss;
+    if constexpr (kProb) {
+      const M l0 = (m - s[kRef]) + lz;  // lse - x0
+      // eps = 1 drops the target term (no 0 * inf where a logit is -inf, as torch's smoothed y').
+      loss = eps < M(1) ? (M(1) - eps) * (sy * l0 - s[kSYX]) : M(0);
+      if (es > M(0)) loss += es * (W * l0 - s[kSX]);
+    } else {
+      loss = (M(1) - eps) * smp.wt * ((m - smp.xt) + lz);
+      if constexpr (kLin) loss += es * (W * ((m - s[kRef]) + lz) - s[kSX]);
+    }
+    return loss + ((m + lz) - (m + lz));
+  }
+
+  C10_HOST_DEVICE void resume(const M* saved, const RowSample<M>& smp, M (&k)[kCoefs]) const {
+    coefs(saved[0], saved[1], kProb ? saved[2] : M(0), smp, k);
+  }
+
+  template <class V>
+  C10_HOST_DEVICE void grad(const V (&k)[kCoefs], const V& x, const V& y, const V& w, V& gx, V& gy) const {
+    const V d = x - k[kCm];
+    const V ap = k[kCA] * vm::fast_exp(d);
+    if constexpr (kProb) {
+      gx = ap - (kWeighted ? w : V(M(1))) * (k[kCby] * y + k[kCe]);
+      gy = V(M(0)) - k[kCby] * (kWeighted ? w : V(M(1))) * (d - k[kClz]);
+    } else if constexpr (kWeighted) {
+      gx = ap - w * k[kCe];
+    } else {
+      gx = ap - k[kCe];
+    }
+  }
+
+  C10_HOST_DEVICE M grad_target(const M (&k)[kCoefs], M xt) const {
+    return k[kCA] * vm::fast_exp(xt - k[kCm]) - k[kCt];
+  }
 };
 
-inline int ce_kind(const RowwiseArgs& a) {
-  if (a.prob) return a.weight ? kCEProbW : kCEProb;
-  if (a.smoothing > 0) return a.weight ? kCESmoothW : kCESmooth;
+inline int ce_kind(bool prob, bool weighted, double smoothing) {
+  if (prob) return weighted ? kCEProbW : kCEProb;
+  if (smoothing > 0) return weighted ? kCESmoothW : kCESmooth;
   return kCEPlain;
 }
 
-// Dispatches K = ce_kind(a) to a compile-time constant: fn(std::integral_constant<int, K>{}).
+// Dispatches the kind to a compile-time constant: fn(std::integral_constant<int, K>{}).
 template <class F>
-inline void ce_dispatch_kind(const RowwiseArgs& a, const F& fn) {
-  switch (ce_kind(a)) {
+inline void ce_dispatch_kind(const RowwiseArgs& a, const CrossEntropyParams& p, const F& fn) {
+  switch (ce_kind(a.other != nullptr, a.weight != nullptr, p.smoothing)) {
     case kCEPlain: return fn(std::integral_constant<int, kCEPlain>{});
     case kCESmooth: return fn(std::integral_constant<int, kCESmooth>{});
     case kCESmoothW: return fn(std::integral_constant<int, kCESmoothW>{});
@@ -49,60 +193,7 @@ inline void ce_dispatch_kind(const RowwiseArgs& a, const F& fn) {
   }
 }
 
-template <class M>
-struct CECoef {
-  M a, b, by, e;
-};
-
-// Row constants shared by every row of a call.
-template <class M>
-struct CEConst {
-  M eps, C, W;  // smoothing, class count, summed weights
-};
-
-// Class target, active sample: sx = sum_c w_c x_c (only read when eps > 0).
-template <class M>
-C10_HOST_DEVICE inline M ce_class_loss(const CEConst<M>& k, M wt, M lse, M xt, M sx) {
-  M l = (M(1) - k.eps) * wt * (lse - xt);
-  if (k.eps > M(0)) l += k.eps / k.C * (k.W * lse - sx);
-  return l;
-}
-
-// The coefficients take the row's lse only to turn `a` into NaN when the lse is NaN (a NaN or
-// +inf logit): the vector exp may map NaN to a finite value, and the row's gradient must be NaN.
-template <class M>
-C10_HOST_DEVICE inline CECoef<M> ce_class_coef(const CEConst<M>& k, M wt, M r, M lse) {
-  const M es = k.eps > M(0) ? k.eps / k.C : M(0);
-  return {r * ((M(1) - k.eps) * wt + es * k.W) + (lse - lse), r * (M(1) - k.eps) * wt, M(0), r * es};
-}
-
-// Probability target: sy = sum w y, syx = sum w y x, sx = sum w x.
-template <class M>
-C10_HOST_DEVICE inline M ce_prob_loss(const CEConst<M>& k, M lse, M sy, M syx, M sx) {
-  const M es = k.eps > M(0) ? k.eps / k.C : M(0);
-  const M s1 = (M(1) - k.eps) * sy + es * k.W;
-  const M t1 = (M(1) - k.eps) * syx + es * sx;
-  return s1 * lse - t1;
-}
-
-template <class M>
-C10_HOST_DEVICE inline CECoef<M> ce_prob_coef(const CEConst<M>& k, M sy, M r, M lse) {
-  const M es = k.eps > M(0) ? k.eps / k.C : M(0);
-  return {r * ((M(1) - k.eps) * sy + es * k.W) + (lse - lse), M(0), r * (M(1) - k.eps), r * es};
-}
-
-// dL/dx_c without the [c == t] term, for scalars and vectors (w = 1 when unweighted).
-template <int K, class V>
-C10_HOST_DEVICE inline V ce_grad(const V& p, const V& y, const V& w, const V& a, const V& by, const V& e) {
-  if constexpr (CETraits<K>::kProb) {
-    return a * p - w * (by * y + e);
-  } else if constexpr (CETraits<K>::kW) {
-    return a * p - w * e;
-  } else {
-    return a * p - e;
-  }
-}
-
-LOSSEXT_DECLARE_STUB(cross_entropy_stub, RowwiseFn);
+using CrossEntropyFn = void (*)(const RowwiseArgs&, const CrossEntropyParams&);
+LOSSEXT_DECLARE_STUB(cross_entropy_stub, CrossEntropyFn);
 
 }  // namespace lossext

@@ -8,7 +8,7 @@
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
-LOSSEXT_DEFINE_STUB(lossext::nll_loss_stub, lossext::RowwiseFn);
+LOSSEXT_DEFINE_STUB(lossext::nll_loss_stub, lossext::NllLossFn);
 
 namespace lossext::ops {
 namespace {
@@ -16,7 +16,7 @@ constexpr RowwiseSpec kSpec{"nll_loss", /*allow_prob=*/false, /*need_layout=*/fa
 
 void run(const RowwiseProblem& p) {
   c10::OptionalDeviceGuard guard(p.input.device());
-  nll_loss_stub(p.input.device().type())(p.args);
+  nll_loss_stub(p.input.device().type())(p.args, NllLossParams{});
 }
 }  // namespace
 
@@ -24,7 +24,7 @@ std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, c
                                     int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask) {
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
   RowwiseProblem p =
-      rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, 0.0, reduce && grad_mask[0], false);
+      rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, reduce && grad_mask[0], false);
   Tensor loss = rowwise_loss_buffer(p);
   p.args.mode = RowMode::kForward;
   p.args.loss = loss.data_ptr();
@@ -35,7 +35,7 @@ std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, c
 Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
                          const OptTensor& weight, int64_t reduction, int64_t ignore_index,
                          std::array<bool, 1> grad_mask) {
-  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, 0.0, grad_mask[0], false);
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grad_mask[0], false);
   if (p.grad_input.defined()) {
     const Tensor go = rowwise_set_grad_output(p, grad_output);
     p.args.mode = RowMode::kBackward;
@@ -43,8 +43,6 @@ Tensor nll_loss_backward(const Tensor& grad_output, const Tensor& input, const T
   }
   return rowwise_finish_grad(p.grad_input, input, p.input_dtype);
 }
-
-
 }  // namespace lossext::ops
 
 TORCH_LIBRARY_FRAGMENT(lossext, m) {

@@ -57,10 +57,6 @@ bool pair_of(const at::Tensor& t, int64_t input_dim, int64_t& tn, int64_t& ts) {
   return input_dim == 2 || merge_tail(t.sizes(), t.strides(), 1, ts);
 }
 
-bool is_supported_float(at::ScalarType st) {
-  return st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16;
-}
-
 void check_class_target(const RowwiseSpec& spec, const at::Tensor& input, const at::Tensor& target) {
   const char* op = spec.op;
   const int64_t d = input.dim();
@@ -97,34 +93,32 @@ at::ScalarType rowwise_math_dtype(at::ScalarType dtype) {
 
 RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_, const at::Tensor& target_,
                                const c10::optional<at::Tensor>& weight_opt, int64_t reduction,
-                               int64_t ignore_index, double label_smoothing, bool want_grad_input,
-                               bool want_grad_target, bool inplace) {
+                               int64_t ignore_index, bool want_grad_input, bool want_grad_target,
+                               bool inplace) {
   const char* op = spec.op;
   RowwiseProblem p;
   p.op = op;
   RowwiseArgs& a = p.args;
   a.reduction = to_reduction(reduction, op);
-  TORCH_CHECK_NOT_IMPLEMENTED(is_supported_float(input_.scalar_type()), op, ": not implemented for input dtype '",
+  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input_.scalar_type()), op, ": not implemented for input dtype '",
                               input_.scalar_type(), "' (expected float16, bfloat16, float32 or float64)");
-  TORCH_CHECK(!(label_smoothing > 1.0), op, ": label_smoothing must be between 0.0 and 1.0. Got: ", label_smoothing);
-  a.smoothing = label_smoothing > 0.0 ? label_smoothing : 0.0;  // torch ignores negative (and NaN) values
   a.ignore_index = ignore_index;
   p.input_dtype = input_.scalar_type();
   p.target_dtype = target_.scalar_type();
 
   at::Tensor input = input_, target = target_;
   at::Tensor weight = weight_opt.has_value() ? *weight_opt : at::Tensor();
-  a.prob = spec.allow_prob && input.sizes().equals(target.sizes());
+  const bool prob = p.prob = spec.allow_prob && input.sizes().equals(target.sizes());
   const int64_t d = input.dim();
 
-  if (a.prob) {
+  if (prob) {
     TORCH_CHECK(at::isFloatingType(target.scalar_type()), op,
                 ": Expected floating point type for target with class probabilities, got ", target.scalar_type());
     TORCH_CHECK(ignore_index < 0, op, ": ignore_index is not supported for floating point target (got ",
                 ignore_index, ")");
     TORCH_CHECK_INDEX(d > 0, op, ": Dimension specified as 1 but the input has no dimensions (input ",
                       shape_str(input.sizes()), ")");
-    TORCH_CHECK_NOT_IMPLEMENTED(is_supported_float(target.scalar_type()), op, ": not implemented for target dtype '",
+    TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(target.scalar_type()), op, ": not implemented for target dtype '",
                                 target.scalar_type(), "'");
   } else {
     if (d == 0) {
@@ -136,13 +130,14 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   }
   const int64_t C = d == 1 ? input.size(0) : input.size(1);
   if (weight.defined()) {
-    TORCH_CHECK(weight.dim() == 1 && weight.numel() == C, op, ": weight tensor should be defined either for all ", C,
+    // torch's K-dim kernels (inputs of 3+ dims) take any weight of C elements, e.g. (C, 1).
+    TORCH_CHECK((weight.dim() == 1 || d >= 3) && weight.numel() == C, op, ": weight tensor should be defined either for all ", C,
                 " classes or no classes but got weight tensor of shape: ", shape_str(weight.sizes()));
-    if (!a.prob) {
+    if (!prob) {
       TORCH_CHECK(weight.scalar_type() == input.scalar_type(), op, ": expected scalar type ", input.scalar_type(),
                   " but found ", weight.scalar_type(), " (weight)");
     } else {
-      TORCH_CHECK_NOT_IMPLEMENTED(is_supported_float(weight.scalar_type()), op,
+      TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(weight.scalar_type()), op,
                                   ": not implemented for weight dtype '", weight.scalar_type(), "'");
     }
   }
@@ -150,7 +145,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
 
   // dtype: the input's; probability targets promote input, target and weight (as torch's math does).
   at::ScalarType dtype = input.scalar_type();
-  if (a.prob) {
+  if (prob) {
     dtype = c10::promoteTypes(dtype, target.scalar_type());
     if (weight.defined()) dtype = c10::promoteTypes(dtype, weight.scalar_type());
     if (input.scalar_type() != dtype) input = input.to(dtype);
@@ -158,7 +153,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   }
   if (weight.defined()) {
     if (weight.scalar_type() != dtype) weight = weight.to(dtype);
-    weight = weight.contiguous();
+    weight = weight.reshape({C}).contiguous();
   }
   a.dtype = dtype;
 
@@ -176,12 +171,13 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
                 shape_str(input_.strides()), ", dtype ", input_.scalar_type(), ")");
   }
 
+  const bool need_layout = spec.need_layout || want_grad_input || (prob && want_grad_target) || inplace;
   // Layout: every (N, C, S) operand in the rows layout (sC == 1), or the spatial one (sS == 1), or a
   // transposed (N, C) matrix (sN == 1, run spatially as (1, C, N)); otherwise made contiguous.
   for (int attempt = 0; attempt < 2; ++attempt) {
     p.grad_input = inplace ? input : (want_grad_input ? fresh(at::empty_like(input)) : at::Tensor());
-    p.grad_target = (a.prob && want_grad_target) ? fresh(at::empty_like(target)) : at::Tensor();
-    const at::Tensor* ops[kRowOperands] = {&input, &p.grad_input, a.prob ? &target : nullptr, &p.grad_target};
+    p.grad_target = (prob && want_grad_target) ? fresh(at::empty_like(target)) : at::Tensor();
+    const at::Tensor* ops[kRowOperands] = {&input, &p.grad_input, prob ? &target : nullptr, &p.grad_target};
     Triple tr[kRowOperands] = {};
     bool mergeable = true, rows = true, spatial = a.S > 1, trans = d == 2 && a.N > 1;
     for (int k = 0; k < kRowOperands; ++k) {
@@ -191,15 +187,16 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
       spatial = spatial && tr[k][2] == 1;
       trans = trans && tr[k][0] == 1;
     }
-    const bool ok = mergeable && (!spec.need_layout || rows || spatial || trans);
+    // No elements: nothing is read or written, any strides do (an empty expanded input stays strided).
+    const bool ok = input.numel() == 0 || (mergeable && (!need_layout || rows || spatial || trans));
     if (!ok && attempt == 0) {
       input = input.contiguous();
-      if (a.prob) target = target.contiguous();
+      if (prob) target = target.contiguous();
       continue;
     }
     TORCH_INTERNAL_ASSERT(ok, op, ": could not lay out the input");
-    p.transposed = spec.need_layout && !spatial && !rows && trans;
-    a.spatial = spec.need_layout && (spatial || p.transposed);
+    p.transposed = need_layout && !spatial && !rows && trans;
+    a.spatial = need_layout && (spatial || p.transposed);
     for (int k = 0; k < kRowOperands; ++k) {
       a.st[k][0] = tr[k][0];
       a.st[k][1] = tr[k][1];
@@ -217,7 +214,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   }
 
   // Class targets as (N, S).
-  if (!a.prob) {
+  if (!prob) {
     int64_t tn = 0, ts = 0;
     if (!pair_of(target, d, tn, ts)) {
       target = target.contiguous();
@@ -231,10 +228,11 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   p.target = target;
   p.weight = weight;
   a.input = input.const_data_ptr();
-  a.target = target.const_data_ptr();
+  a.target = prob ? nullptr : target.const_data_ptr();
+  a.other = prob ? target.const_data_ptr() : nullptr;
   a.weight = weight.defined() ? weight.const_data_ptr() : nullptr;
   a.grad_input = p.grad_input.defined() ? p.grad_input.data_ptr() : nullptr;
-  a.grad_target = p.grad_target.defined() ? p.grad_target.data_ptr() : nullptr;
+  a.grad_other = p.grad_target.defined() ? p.grad_target.data_ptr() : nullptr;
   return p;
 }
 
@@ -272,11 +270,30 @@ at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_out
   return go;
 }
 
-at::Tensor rowwise_check_samples(const RowwiseProblem& p, const at::Tensor& t, at::ScalarType dtype, const char* name) {
-  TORCH_CHECK(t.sizes().equals(p.sample_shape) && t.scalar_type() == dtype && t.device() == p.input.device(),
-              p.op, ": expected ", name, " of shape ", shape_str(p.sample_shape), " and dtype ", dtype,
-              ", but got ", shape_str(t.sizes()), " ", t.scalar_type());
-  return t.contiguous();
+namespace {
+std::vector<int64_t> saved_shape(const RowwiseProblem& p, int64_t count) {
+  std::vector<int64_t> shape = p.sample_shape;
+  shape.push_back(count);
+  return shape;
+}
+}  // namespace
+
+at::Tensor rowwise_saved_buffer(RowwiseProblem& p, int64_t count) {
+  if (count == 0) return at::Tensor();
+  at::Tensor t = at::empty(saved_shape(p, count), p.input.options().dtype(rowwise_math_dtype(p.args.dtype)));
+  p.args.saved = t.data_ptr();
+  return t;
+}
+
+at::Tensor rowwise_use_saved(RowwiseProblem& p, const at::Tensor& saved, int64_t count) {
+  const std::vector<int64_t> shape = saved_shape(p, count);
+  const at::ScalarType dtype = rowwise_math_dtype(p.args.dtype);
+  TORCH_CHECK(saved.sizes().equals(shape) && saved.scalar_type() == dtype && saved.device() == p.input.device(),
+              p.op, ": expected the forward's saved statistics of shape ", shape_str(shape), " and dtype ", dtype,
+              ", but got ", shape_str(saved.sizes()), " ", saved.scalar_type());
+  at::Tensor t = saved.contiguous();
+  p.args.saved = const_cast<void*>(t.const_data_ptr());
+  return t;
 }
 
 at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, at::ScalarType dtype) {

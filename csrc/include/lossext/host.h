@@ -75,6 +75,11 @@ at::Tensor sum_all(const char* op, const at::Tensor& t);
 // broadcast), with our own deterministic kernel.
 at::Tensor sum_to_size(const char* op, const at::Tensor& grad, at::IntArrayRef sizes);
 
+// grad *= factor in place (lossext/scale_rows.h): grad a contiguous (N, C, S) buffer, factor 0-d
+// or, with per_sample, of N * S elements in (n, s) order (any shape; converted to grad's dtype).
+void scale_rows_(const char* op, const at::Tensor& grad, const at::Tensor& factor, int64_t N, int64_t C, int64_t S,
+                 bool per_sample);
+
 }  // namespace lossext
 
 // The names every host op file (csrc/ops/<loss>.cpp) uses.

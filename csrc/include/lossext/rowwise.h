@@ -1,20 +1,40 @@
-// The row-wise driver's contract: losses over a class dimension (cross_entropy, nll_loss, and
-// later multi_margin & co.), shared by the host ops, the CPU loops and the CUDA kernels.
+// The row-wise driver: losses that reduce along a class (or feature) dimension. Shared by the host
+// ops, the CPU driver (lossext/cpu/rowwise.h) and the CUDA driver (lossext/cuda/rowwise.cuh).
 //
-// The input is viewed as (N, C, S): N samples, C classes, S spatial positions (the product of
-// d1..dk; 1 for (N, C) and (C) inputs). A "row" is the C values of one (n, s) sample. Every
-// operand that has the input's shape (input, grad_input, probability targets, grad_target) has
-// its own element strides (sN, sC, sS), and the host guarantees one of two layouts for all of
-// them at once:
-//   rows    (spatial == false): sC == 1, a row is contiguous; the loops vectorize along it.
-//   spatial (spatial == true):  sS == 1, the class dim is strided; the loops put consecutive
-//           spatial positions (= different rows) in the vector lanes and walk the classes.
-// Per-sample tensors (class targets, the unreduced loss, lse, grad_output) are (N, S).
+// Geometry. The input is viewed as (N, C, S): N samples, C classes, S spatial positions (the
+// product of d1..dk; 1 for (N, C) and (C) inputs). A "row" is the C values of one (n, s) sample.
+// Every operand with the input's shape (input, an optional second operand such as probability
+// targets, and their gradients) has its own element strides (sN, sC, sS), and the host guarantees
+// one of two layouts for all of them at once:
+//   rows    (spatial == false): sC == 1, a row is contiguous; the CPU vectorizes along it.
+//   spatial (spatial == true):  sS == 1, the class dim is strided; the CPU puts consecutive
+//           positions (= different rows) in the vector lanes and walks the classes.
+// Per-sample tensors (class targets, the unreduced loss, saved row statistics, grad_output) are (N, S).
 //
-// Class-index targets: ignored samples (target == ignore_index) have weight 0. A target outside
-// [0, C) raises IndexError on the CPU (checked in a pre-pass, before anything is written); CUDA
-// kernels cannot raise without a host sync, so there the sample's loss and gradient row become
-// NaN and it adds nothing to the mean's denominator (see sample_of below).
+// What the driver does for every loss: the geometry, class-index targets with ignore_index (an
+// ignored row has loss 0 and a zero gradient row), class weights and the weighted mean's
+// denominator, the reductions with deterministic sums, grad_output, and the saved statistics of a
+// separate backward. A target outside [0, C) raises IndexError on the CPU (checked in a pre-pass,
+// before anything is written); CUDA kernels cannot raise without a host sync, so there the sample's
+// loss and gradient row become NaN and it adds nothing to the mean's denominator.
+//
+// What a loss supplies: a functor of its math (see losses/nll_loss.h for the smallest one and
+// docs/adding_a_rowwise_loss.md). Per row, the driver calls
+//   init(s, x0)                  s[kStats] = the identity of pass 1's statistics; x0 = the row's
+//                                first element, a reference point for sums that would otherwise cancel
+//   add<kTail>(s, x[U], y[U], w[U])   pass 1 (only if kStats > 0): U consecutive elements of the row
+//                                (or, spatially, U classes of L rows); w = class weights (1 when
+//                                unweighted); in the tail (kTail) x = pad() and w = 0 in unused lanes
+//   merge(s, o)                  combines two partial states (vector lanes, CUDA threads)
+//   finish(s, smp, k, saved)     the row's loss; fills the gradient coefficients k[kCoefs] and the
+//                                kSaved statistics a separate backward needs
+//   resume(saved, smp, k)        the backward's k from the saved statistics
+//   grad(k, x, y, w, gx, gy)     pass 2 (only if a gradient is wanted): dL/dx (and dL/dy) of U
+//                                elements, [c == t] terms excluded
+//   grad_target(k, x_t)          class targets: dL/dx_t, written over pass 2's value at c == t
+// Every method is a template over V: scalars (host, CUDA) or at::vec::Vectorized lanes (CPU),
+// written with lossext/vmath.h. `smp` (RowSample) holds the target's weight and logit and the
+// row's gradient scale r (1/denominator for mean, 1 for sum, times grad_output in the backward).
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -29,49 +49,52 @@
 namespace lossext {
 
 enum class RowMode : int {
-  kForward = 0,       // loss (+ lse), and the gradients where their pointers are set
-  kBackward = 1,      // gradients only, from the saved lse and grad_output
-  kScaleInPlace = 2,  // grad_input *= grad_output (per sample, or 0-d): the in-place backward
+  kForward = 0,   // loss (+ saved statistics), and the gradients where their pointers are set
+  kBackward = 1,  // gradients only, from the saved statistics and grad_output
 };
 
 // Operands with the input's (N, C, S) shape.
-enum RowOperand : int { kRowInput = 0, kRowGradInput = 1, kRowTarget = 2, kRowGradTarget = 3, kRowOperands = 4 };
+enum RowOperand : int { kRowInput = 0, kRowGradInput = 1, kRowOther = 2, kRowGradOther = 3, kRowOperands = 4 };
 
 struct RowwiseArgs {
   RowMode mode = RowMode::kForward;
   Reduction reduction = Reduction::Mean;
-  c10::ScalarType dtype = c10::ScalarType::Float;  // input, weight, probability targets, loss, grads
+  c10::ScalarType dtype = c10::ScalarType::Float;  // input, weight, second operand, loss, grads
   int64_t N = 0, C = 0, S = 1;
   bool spatial = false;
   int64_t st[kRowOperands][3] = {};  // (sN, sC, sS) of each (N, C, S) operand, in elements
 
   const void* input = nullptr;
-  // Class indices (N, S) with strides tN, tS, int64 or uint8 - or probabilities (prob == true)
-  // laid out like the input (strides st[kRowTarget]).
+  const void* other = nullptr;   // a second operand laid out like the input (probability targets), or nullptr
+  // Class indices (N, S) with strides tN, tS, int64 or uint8; nullptr when the loss has none.
   const void* target = nullptr;
-  bool prob = false;
   bool target_u8 = false;
   int64_t tN = 0, tS = 0;
   const void* weight = nullptr;  // (C,) contiguous, dtype; nullptr: every class weighs 1
   int64_t ignore_index = -100;
-  double smoothing = 0;          // label smoothing, already clamped to [0, 1] (torch ignores < 0)
 
   void* loss = nullptr;          // forward. None: (N, S) contiguous; Mean/Sum: 0-d. dtype
-  void* lse = nullptr;           // forward writes, backward reads: (N, S) contiguous, math type
+  void* saved = nullptr;         // forward writes, backward reads: (N, S, kSaved) contiguous, math type
   void* grad_input = nullptr;    // nullptr: not wanted
-  void* grad_target = nullptr;   // nullptr: not wanted (probability targets only)
-  // kBackward / kScaleInPlace: 0-d for Mean/Sum; (N, S) with strides gN, gS for None. dtype
+  void* grad_other = nullptr;    // nullptr: not wanted
+  // kBackward: 0-d for Mean/Sum; (N, S) with strides gN, gS for None. dtype
   const void* grad_output = nullptr;
   int64_t gN = 0, gS = 0;
 };
-
-using RowwiseFn = void (*)(const RowwiseArgs&);
 
 // Math type of a dtype: float for the half types, else the type itself.
 template <class T>
 struct RowMath { using type = T; };
 template <> struct RowMath<c10::Half> { using type = float; };
 template <> struct RowMath<c10::BFloat16> { using type = float; };
+
+// What the functor sees of its row beyond the row itself.
+template <class M>
+struct RowSample {
+  M wt;  // class targets: weight of the target class (1 unweighted; NaN for an invalid target, CUDA)
+  M xt;  // class targets: the target's logit (read before pass 2, which may overwrite it in place)
+  M r;   // the gradient scale of the row
+};
 
 // ---- class-index targets ---------------------------------------------------------------------
 
@@ -88,50 +111,41 @@ struct ClassSample {
   bool invalid;  // neither ignore_index nor in [0, C)
 };
 
+// Losses without class targets: every row is active.
 C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, int64_t s) {
+  if (!a.target) return {-1, true, false};
   const int64_t t = class_at(a, n, s);
   const bool ignored = t == a.ignore_index;
   const bool invalid = !ignored && (t < 0 || t >= a.C);
   return {t, !ignored && !invalid, invalid};
 }
 
-// The sample's weight in the loss and in the mean's denominator: w[t] (1 unweighted), 0 ignored.
-// An invalid target (CUDA only; the CPU raised before) weighs NaN in the loss, 0 in the denominator.
-template <class T, class M = typename RowMath<T>::type>
-C10_HOST_DEVICE inline M sample_weight(const RowwiseArgs& a, const ClassSample& cs) {
-  if (cs.invalid) return std::numeric_limits<M>::quiet_NaN();
-  if (!cs.active) return M(0);
-  return a.weight ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
-}
-
+// The sample's weight in the mean's denominator: w[t] (1 unweighted), 0 ignored or invalid.
 template <class T, class M = typename RowMath<T>::type>
 C10_HOST_DEVICE inline M denominator_weight(const RowwiseArgs& a, const ClassSample& cs) {
   if (!cs.active) return M(0);
-  return a.weight ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
+  return (a.weight && cs.cls >= 0) ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
 }
 
-// The denominator of the mean that needs no data: probability targets divide by the number of
-// samples (NaN for an empty input, as torch). Class targets sum denominator_weight instead.
-C10_HOST_DEVICE inline double prob_mean_denominator(const RowwiseArgs& a) {
+// The denominator of the mean that needs no data (no class targets): the number of rows, NaN for
+// an empty input (as torch's mean of nothing).
+C10_HOST_DEVICE inline double rows_mean_denominator(const RowwiseArgs& a) {
   return a.C == 0 ? 0.0 : static_cast<double>(a.N) * static_cast<double>(a.S);
 }
 
-// ---- online log-sum-exp ----------------------------------------------------------------------
-// A running (max m, sum z of exp(x - m)). Starting from m = lowest (finite, not -inf) keeps
-// leading -inf values harmless: exp(-inf - lowest) = 0 and exp(lowest - lowest) = 1.
-template <class M>
-C10_HOST_DEVICE inline M lse_init_max() { return std::numeric_limits<M>::lowest(); }
+// The sample handed to the functor: wt = w[t] (NaN for an invalid target), xt = x[t] (0 without
+// a class target; never read out of range).
+template <class T, class M = typename RowMath<T>::type>
+C10_HOST_DEVICE inline RowSample<M> row_sample(const RowwiseArgs& a, const ClassSample& cs, const T* x, int64_t sc,
+                                               M r) {
+  if (cs.invalid) return {std::numeric_limits<M>::quiet_NaN(), std::numeric_limits<M>::quiet_NaN(), r};
+  if (cs.cls < 0) return {M(1), M(0), r};
+  const M wt = a.weight ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
+  return {wt, static_cast<M>(x[cs.cls * sc]), r};
+}
 
-// NaN-propagating max, so a NaN logit makes the row's lse NaN.
+// NaN-propagating max, so a NaN logit makes the row's statistics NaN.
 template <class M>
 C10_HOST_DEVICE inline M nan_max(M a, M b) { return (a != a || a > b) ? a : b; }
-
-// log-sum-exp from the final (m, z); non-finite results (a +inf or NaN logit, an all -inf row)
-// become NaN, like torch's log_softmax of such rows.
-template <class M>
-C10_HOST_DEVICE inline M finish_lse(M m, M z) {
-  const M l = m + vm::log(z);
-  return l + (l - l);  // l - l is 0 for finite l, NaN otherwise
-}
 
 }  // namespace lossext

@@ -33,6 +33,18 @@ template <class T> C10_HOST_DEVICE inline T max(T a, T b) { return (a != a || a 
 template <class T> C10_HOST_DEVICE inline T min(T a, T b) { return (a != a || a < b) ? a : b; }
 template <class T> C10_HOST_DEVICE inline T where(bool m, T a, T b) { return m ? a : b; }
 template <class T> C10_HOST_DEVICE inline bool isnan(T x) { return x != x; }
+// exp for arguments <= 0 where a few ulp do not matter (the row-wise softmax): __expf on the device,
+// Vectorized::exp_u20 (<= 20 ulp on float) on the CPU lanes, std::exp on host scalars.
+#ifdef __CUDA_ARCH__
+__device__ inline float fast_exp(float x) { return __expf(x); }
+#else
+inline float fast_exp(float x) { return ::expf(x); }
+#endif
+C10_HOST_DEVICE inline double fast_exp(double x) { return ::exp(x); }
+// Whether a <= b (every lane; false where either is NaN).
+template <class T> C10_HOST_DEVICE inline bool all_le(T a, T b) { return a <= b; }
+// Where x is finite, x; else 0 (for reference points of shifted sums).
+template <class T> C10_HOST_DEVICE inline T finite_or_zero(T x) { return (x - x == T(0)) ? x : T(0); }
 // -1, 0 or 1; 0 for NaN, as torch's sign/sgn on the CPU (the L1 gradient at a zero difference is 0).
 template <class T> C10_HOST_DEVICE inline T sign(T x) { return T(x > T(0)) - T(x < T(0)); }
 
@@ -50,6 +62,13 @@ inline Vectorized<T> where(const Vectorized<T>& m, const Vectorized<T>& a, const
   return Vectorized<T>::blendv(b, a, m);
 }
 template <class T> inline Vectorized<T> isnan(const Vectorized<T>& x) { return x.isnan(); }
+template <class T> inline Vectorized<T> fast_exp(const Vectorized<T>& x) { return x.exp_u20(); }
+template <class T> inline bool all_le(const Vectorized<T>& a, const Vectorized<T>& b) { return (a <= b).zero_mask() == 0; }
+template <class T>
+inline Vectorized<T> finite_or_zero(const Vectorized<T>& x) {
+  const Vectorized<T> zero(0);
+  return Vectorized<T>::blendv(zero, x, (x - x) == zero);
+}
 template <class T>
 inline Vectorized<T> sign(const Vectorized<T>& x) {
   const Vectorized<T> zero(0), one(1);

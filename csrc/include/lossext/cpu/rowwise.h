@@ -1,7 +1,16 @@
-// CPU building blocks of the row-wise losses (ISA-compiled code only; see lossext/rowwise.h):
-// the class-target pre-pass (validation + the mean's denominator), deterministic chunked
-// iteration over samples / rows / spatial blocks, lane-wise online log-sum-exp, and loads and
-// stores of partial vectors.
+// The CPU row-wise driver (ISA-compiled code only; contract in lossext/rowwise.h). A loss's CPU
+// file is one line: rowwise_cpu<T, Functor<math_t<T>>>(args, params, name).
+//
+// Rows layout (class dim contiguous): one row per step; pass 1 reads the row in groups of U
+// vectors, the lanes are folded into the row's statistics, `finish` gives the loss and the
+// gradient coefficients, and pass 2 sweeps the row again (still in L2) and writes the final,
+// reduction-scaled gradient once. Long rows of a small batch are cut into fixed segments whose
+// passes run in parallel (their statistics merged in segment order).
+// Spatial layout (class dim strided, positions contiguous): the lanes hold L consecutive positions,
+// i.e. L different rows, and both passes walk the classes with plain vector loads.
+// Work is cut into fixed chunks of rows / position blocks / segments that depend on the sizes only
+// (never on the thread count); losses are summed per chunk in double and the chunks added in order:
+// the same bits for any number of threads.
 #pragma once
 
 #include <ATen/cpu/vec/functional.h>
@@ -12,18 +21,19 @@
 #include <lossext/rowwise.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 namespace lossext::CPU_CAPABILITY {
 
-// Elements of work per parallel chunk. Chunks depend on the sizes only (never on the thread
-// count), so per-chunk partial sums added in chunk order give the same bits on any machine.
+// Elements of work per parallel chunk.
 constexpr int64_t kRowChunkElems = 32768;
+// Rows of at least this many elements, when there are fewer rows than kSplitRows, are split.
+constexpr int64_t kSplitMinC = 4 * kRowChunkElems;
+constexpr int64_t kSplitRows = 8;
 
-// Samples, rows or blocks per chunk when each costs `cost` elements of work.
 inline int64_t units_per_chunk(int64_t cost) { return std::max<int64_t>(1, kRowChunkElems / std::max<int64_t>(1, cost)); }
 
 // fn(n, s) for the samples [begin, end) of the (N, S) grid, in order, without a division per sample.
@@ -40,13 +50,12 @@ inline void for_samples(int64_t begin, int64_t end, int64_t S, const F& fn) {
   }
 }
 
-// Validates the class targets of every sample and returns the denominator of the mean (the summed
-// weight of the non-ignored samples; probability targets: the sample count). Runs before anything
-// is written, so a bad target raises IndexError (as torch's "Target 5 is out of bounds.") with
-// the outputs untouched.
+// Validates the class targets and returns the denominator of the mean (the summed weight of the
+// non-ignored samples; without class targets, the row count). Runs before anything is written, so
+// a bad target raises IndexError (as torch's "Target 5 is out of bounds.") with the outputs untouched.
 template <class T>
 double rowwise_prepass(const RowwiseArgs& a, const char* op) {
-  if (a.prob) return prob_mean_denominator(a);
+  if (!a.target) return rows_mean_denominator(a);
   struct Acc {
     double w = 0;
     bool bad = false;
@@ -60,8 +69,7 @@ double rowwise_prepass(const RowwiseArgs& a, const char* op) {
       return *this;
     }
   };
-  const int64_t total = a.N * a.S;
-  const Acc acc = chunked_reduce<Acc>(total, units_per_chunk(4), [&](int64_t b, int64_t e) {
+  const Acc acc = chunked_reduce<Acc>(a.N * a.S, units_per_chunk(4), [&](int64_t b, int64_t e) {
     Acc r;
     for_samples(b, e, a.S, [&](int64_t n, int64_t s) {
       const ClassSample cs = sample_of(a, n, s);
@@ -75,23 +83,6 @@ double rowwise_prepass(const RowwiseArgs& a, const char* op) {
   });
   TORCH_CHECK_INDEX(!acc.bad, op, ": Target ", acc.value, " is out of bounds (", a.C, " classes).");
   return acc.w;
-}
-
-// The gradient scale of sample (n, s): `inv` (1/denominator for mean, else 1), times grad_output
-// in the backward modes (0-d for mean/sum, per sample for none).
-template <class T>
-inline math_t<T> row_scale(const RowwiseArgs& a, int64_t n, int64_t s, double inv) {
-  using M = math_t<T>;
-  if (a.mode == RowMode::kForward) return static_cast<M>(inv);
-  const T* go = static_cast<const T*>(a.grad_output);
-  const T g = a.reduction == Reduction::None ? go[n * a.gN + s * a.gS] : go[0];
-  return static_cast<M>(static_cast<double>(g) * inv);
-}
-
-// Writes zeros over the first `numel` elements at p (a dense gradient buffer), in parallel.
-template <class T>
-inline void zero_fill(T* p, int64_t numel) {
-  chunked_for(numel, kRowChunkElems * 8, [&](int64_t b, int64_t e) { std::memset(p + b, 0, (e - b) * sizeof(T)); });
 }
 
 // The class weights in the math type (converted once for half types) and their sum W (C when
@@ -120,55 +111,329 @@ struct WeightView {
   }
 };
 
-// The lanes with index >= count set to v (vload pads with 0, which would count as a logit).
-template <class M>
-inline Vectorized<M> pad(const Vectorized<M>& x, int64_t count, M v) {
-  return count == Vectorized<M>::size() ? x : Vectorized<M>::set(Vectorized<M>(v), x, count);
-}
-
-// Lane-wise online (max m, sum z of exp(x - m)): each lane is one running log-sum-exp. `add` takes
-// U vectors at once and rescales z only when their maximum exceeds m in some lane (rare after the
-// first few groups of a row), so the cost is ~1 exp per element.
-// The exp is Vectorized::exp_u20 (a degree-5 polynomial, <= 20 ulp on float: ~10x below the float
-// tolerance of the loss; the exact exp for double). Arguments are <= 0 or NaN here; NaN logits
-// propagate through the NaN-aware maximum into m and hence the lse.
-template <class M>
-struct LaneLse {
+template <class T, class F>
+struct RowDriver {
+  using M = math_t<T>;
   using V = Vectorized<M>;
-  V m = V(std::numeric_limits<M>::lowest());
-  V z = V(M(0));
+  static constexpr int64_t L = V::size();
+  static constexpr int U = 4;  // vectors (rows) / classes (spatial) per pass-1 step
+  static constexpr int kS = F::kStats, kK = F::kCoefs;
 
-  template <int U>
-  inline void add(const V (&x)[U]) {
-    // Trees, not chains: the loop-carried dependencies are one max (m) and one add (z).
-    V bm[U];
-    for (int u = 0; u < U; ++u) bm[u] = x[u];
-    for (int w = 1; w < U; w *= 2)
-      for (int u = 0; u + w < U; u += 2 * w) bm[u] = at::vec::maximum(bm[u], bm[u + w]);
-    if ((bm[0] <= m).zero_mask() != 0) {  // a new maximum (or a NaN) in some lane: rescale z
-      const V mn = at::vec::maximum(m, bm[0]);
-      z = z * (m - mn).exp_u20();
-      m = mn;
+  const RowwiseArgs& a;
+  const char* op;
+  const WeightView<T> wv;
+  const F f;
+  const bool fwd, none;
+  const int64_t sv = F::kSaved;  // saved statistics per row
+
+  template <class P>
+  RowDriver(const RowwiseArgs& args, const P& params, const char* name)
+      : a(args), op(name), wv(args), f(params, args.C, wv.total), fwd(args.mode == RowMode::kForward),
+        none(args.reduction == Reduction::None) {}
+
+  template <class P>
+  P* at(const void* base, int opd, int64_t n, int64_t s) const {
+    return base ? static_cast<P*>(const_cast<void*>(base)) + n * a.st[opd][0] + s * a.st[opd][2] : nullptr;
+  }
+  M* saved_at(int64_t i) const { return static_cast<M*>(a.saved) + i * sv; }
+
+  // The gradient scale of sample (n, s): inv, times grad_output in the backward.
+  M scale_of(int64_t n, int64_t s, double inv) const {
+    if (fwd) return static_cast<M>(inv);
+    const T* go = static_cast<const T*>(a.grad_output);
+    const T g = none ? go[n * a.gN + s * a.gS] : go[0];
+    return static_cast<M>(static_cast<double>(g) * inv);
+  }
+
+  // Weights of classes [j, j + cnt) as a vector: w (1 unweighted), 0 in the lanes past cnt.
+  V wload(int64_t j, int64_t cnt) const {
+    if (wv.data) return vload(wv.data + j, cnt);
+    return cnt == L ? V(M(1)) : V::set(V(M(0)), V(M(1)), cnt);
+  }
+
+  // ---- rows layout ---------------------------------------------------------------------------
+  // Pass 1 over the row's elements [j0, j1) into lane-wise statistics.
+  void pass1(const T* x, const T* y, int64_t j0, int64_t j1, V (&s)[kS]) const {
+    int64_t j = j0;
+    for (; j + U * L <= j1; j += U * L) {
+      V xs[U], ys[U], ws[U];
+      for (int u = 0; u < U; ++u) {
+        xs[u] = vload(x + j + u * L, L);
+        ys[u] = F::kOther ? vload(y + j + u * L, L) : V(M(0));
+        ws[u] = F::kWeighted ? vload(wv.data + j + u * L, L) : V(M(1));
+      }
+      f.template add<false, U>(s, xs, ys, ws);
     }
-    V e[U];
-    for (int u = 0; u < U; ++u) e[u] = (x[u] - m).exp_u20();
-    for (int w = 1; w < U; w *= 2)
-      for (int u = 0; u + w < U; u += 2 * w) e[u] = e[u] + e[u + w];
-    z = z + e[0];
+    for (; j < j1; j += L) {
+      const int64_t cnt = std::min<int64_t>(L, j1 - j);
+      V xs[1] = {vload(x + j, cnt)}, ys[1] = {F::kOther ? vload(y + j, cnt) : V(M(0))}, ws[1] = {wload(j, cnt)};
+      if (cnt < L) xs[0] = V::set(V(F::pad()), xs[0], cnt);
+      if (cnt == L) {
+        f.template add<false, 1>(s, xs, ys, ws);
+      } else {
+        f.template add<true, 1>(s, xs, ys, ws);
+      }
+    }
   }
 
-  // Per-lane lse (spatial layout: each lane is a row); NaN for non-finite results.
-  inline V lanes() const {
-    const V l = m + z.log();
-    return l + (l - l);
+  // The lanes folded into lane 0 by a fixed tree (merge of the upper half into the lower half).
+  void fold(V (&s)[kS], M (&out)[kS]) const {
+    alignas(64) M buf[kS][L];
+    for (int64_t w = L / 2; w >= 1; w /= 2) {
+      V hi[kS];
+      for (int k = 0; k < kS; ++k) {
+        s[k].store(buf[k]);
+        hi[k] = V::loadu(buf[k] + w, w);
+      }
+      f.merge(s, hi);
+    }
+    for (int k = 0; k < kS; ++k) {
+      s[k].store(buf[k]);
+      out[k] = buf[k][0];
+    }
   }
 
-  // The lanes combined into one row's lse (row layout: the lanes split one row).
-  inline M combined() const {
-    const M mall = at::vec::vec_reduce_all<M>([](const V& p, const V& q) { return at::vec::maximum(p, q); }, m);
-    const M zall = static_cast<M>(hsum((m - V(mall)).exp_u20() * z));
-    return finish_lse(mall, zall);
+  // Pass 2 over the row's elements [j0, j1): the gradients with coefficients k.
+  void pass2(const T* x, const T* y, T* g, T* gy, const M (&k)[kK], int64_t j0, int64_t j1) const {
+    V kv[kK];
+    for (int i = 0; i < kK; ++i) kv[i] = V(k[i]);
+    for (int64_t j = j0; j < j1; j += L) {
+      const int64_t cnt = std::min<int64_t>(L, j1 - j);
+      const V xv = vload(x + j, cnt);
+      const V yv = F::kOther ? vload(y + j, cnt) : V(M(0));
+      const V wv_ = F::kWeighted ? vload(wv.data + j, cnt) : V(M(1));
+      V gx, gyv;
+      f.grad(kv, xv, yv, wv_, gx, gyv);
+      if (g) vstore(g + j, gx, cnt);
+      if constexpr (F::kOther) {
+        if (gy) vstore(gy + j, gyv, cnt);
+      }
+    }
+  }
+
+  struct Row {
+    const T* x;
+    const T* y;
+    T* g;
+    T* gy;
+  };
+  Row row_at(int64_t n, int64_t s) const {
+    return {at<const T>(a.input, kRowInput, n, s), at<const T>(a.other, kRowOther, n, s),
+            at<T>(a.grad_input, kRowGradInput, n, s), at<T>(a.grad_other, kRowGradOther, n, s)};
+  }
+
+  // An ignored row: loss 0, zero gradient rows.
+  void zero_row(const Row& r, int64_t i) const {
+    if (fwd)
+      for (int64_t q = 0; q < sv; ++q) saved_at(i)[q] = M(0);
+    if (r.g) std::fill_n(r.g, a.C, T(0));
+    if (r.gy) std::fill_n(r.gy, a.C, T(0));
+  }
+
+  // Loss (forward) and gradients of row (n, s) = sample i.
+  M row(int64_t n, int64_t s, int64_t i, double inv) const {
+    const Row r = row_at(n, s);
+    const ClassSample cs = sample_of(a, n, s);
+    if (!cs.active) {
+      zero_row(r, i);
+      return M(0);
+    }
+    const RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
+    M k[kK];
+    M loss = 0;
+    if (fwd) {
+      M st[kS];
+      V vs[kS];
+      f.init(vs, V(a.C > 0 ? static_cast<M>(r.x[0]) : M(0)));
+      if constexpr (F::kPass1) {
+        pass1(r.x, r.y, 0, a.C, vs);
+        fold(vs, st);
+      } else {
+        for (int q = 0; q < kS; ++q) st[q] = M(0);
+      }
+      loss = f.finish(st, smp, k, saved_at(i));
+    } else {
+      f.resume(saved_at(i), smp, k);
+    }
+    if (r.g || r.gy) {
+      pass2(r.x, r.y, r.g, r.gy, k, 0, a.C);
+      if (r.g && cs.cls >= 0) r.g[cs.cls] = static_cast<T>(f.grad_target(k, smp.xt));
+    }
+    return loss;
+  }
+
+  // A row cut into fixed segments, each pass parallel over the segments (few rows, long rows).
+  M split_row(int64_t n, int64_t s, int64_t i, double inv) const {
+    const Row r = row_at(n, s);
+    const ClassSample cs = sample_of(a, n, s);
+    if (!cs.active) {
+      zero_row(r, i);
+      return M(0);
+    }
+    const RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
+    const int64_t seg = kRowChunkElems, nseg = ceil_div(a.C, seg);
+    M k[kK];
+    M loss = 0;
+    if (fwd) {
+      const V x0(static_cast<M>(r.x[0]));
+      std::vector<std::array<M, kS>> part(nseg);
+      at::parallel_for(0, nseg, 1, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) {
+          V vs[kS];
+          M st[kS];
+          f.init(vs, x0);
+          pass1(r.x, r.y, q * seg, std::min(a.C, (q + 1) * seg), vs);
+          fold(vs, st);
+          std::copy(st, st + kS, part[q].begin());
+        }
+      });
+      M st[kS];
+      std::copy(part[0].begin(), part[0].end(), st);
+      for (int64_t q = 1; q < nseg; ++q) {  // in segment order: deterministic
+        M o[kS];
+        std::copy(part[q].begin(), part[q].end(), o);
+        f.merge(st, o);
+      }
+      loss = f.finish(st, smp, k, saved_at(i));
+    } else {
+      f.resume(saved_at(i), smp, k);
+    }
+    if (r.g || r.gy) {
+      at::parallel_for(0, nseg, 1, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) pass2(r.x, r.y, r.g, r.gy, k, q * seg, std::min(a.C, (q + 1) * seg));
+      });
+      if (r.g && cs.cls >= 0) r.g[cs.cls] = static_cast<T>(f.grad_target(k, smp.xt));
+    }
+    return loss;
+  }
+
+  // ---- spatial layout ------------------------------------------------------------------------
+  // The rows (n, s0 .. s0+cnt) in the lanes; returns the sum of their losses (forward).
+  double block(int64_t n, int64_t s0, int64_t cnt, double inv) const {
+    const int64_t i0 = n * a.S + s0;  // in the (N, S) buffers
+    const Row r = row_at(n, s0);
+    const int64_t xc = a.st[kRowInput][1], yc = a.st[kRowOther][1];
+    const int64_t gc = a.st[kRowGradInput][1], gyc = a.st[kRowGradOther][1];
+    alignas(64) M kl[kK][L] = {}, stl[kS][L] = {};
+    if (fwd && F::kPass1) {
+      V vs[kS];
+      f.init(vs, vload(r.x, cnt));
+      int64_t c = 0;
+      for (; c + U <= a.C; c += U) {
+        V xs[U], ys[U], ws[U];
+        for (int u = 0; u < U; ++u) {
+          xs[u] = vload(r.x + (c + u) * xc, cnt);
+          ys[u] = F::kOther ? vload(r.y + (c + u) * yc, cnt) : V(M(0));
+          ws[u] = V(F::kWeighted ? wv.data[c + u] : M(1));
+        }
+        f.template add<false, U>(vs, xs, ys, ws);
+      }
+      for (; c < a.C; ++c) {
+        V xs[1] = {vload(r.x + c * xc, cnt)}, ys[1] = {F::kOther ? vload(r.y + c * yc, cnt) : V(M(0))};
+        V ws[1] = {V(F::kWeighted ? wv.data[c] : M(1))};
+        f.template add<false, 1>(vs, xs, ys, ws);
+      }
+      for (int q = 0; q < kS; ++q) vs[q].store(stl[q]);
+    }
+    double total = 0;
+    ClassSample cs[L];
+    M xt[L];
+    for (int64_t j = 0; j < cnt; ++j) {
+      cs[j] = sample_of(a, n, s0 + j);
+      if (!cs[j].active) {
+        if (fwd) {
+          for (int64_t q = 0; q < sv; ++q) saved_at(i0 + j)[q] = M(0);
+          if (none) static_cast<T*>(a.loss)[i0 + j] = T(0);
+        }
+        continue;
+      }
+      const RowSample<M> smp = row_sample<T>(a, cs[j], r.x + j, xc, scale_of(n, s0 + j, inv));
+      xt[j] = smp.xt;
+      M k[kK];
+      if (fwd) {
+        M st[kS];
+        for (int q = 0; q < kS; ++q) st[q] = stl[q][j];
+        const M loss = f.finish(st, smp, k, saved_at(i0 + j));
+        total += static_cast<double>(loss);
+        if (none) static_cast<T*>(a.loss)[i0 + j] = static_cast<T>(loss);
+      } else {
+        f.resume(saved_at(i0 + j), smp, k);
+      }
+      for (int q = 0; q < kK; ++q) kl[q][j] = k[q];
+    }
+    if (!r.g && !r.gy) return total;
+
+    V kv[kK];
+    for (int q = 0; q < kK; ++q) kv[q] = V::loadu(kl[q]);
+    for (int64_t c = 0; c < a.C; ++c) {
+      const V xv = vload(r.x + c * xc, cnt);
+      const V yv = F::kOther ? vload(r.y + c * yc, cnt) : V(M(0));
+      V gx, gyv;
+      f.grad(kv, xv, yv, V(F::kWeighted ? wv.data[c] : M(1)), gx, gyv);
+      if (r.g) vstore(r.g + c * gc, gx, cnt);
+      if constexpr (F::kOther) {
+        if (r.gy) vstore(r.gy + c * gyc, gyv, cnt);
+      }
+    }
+    for (int64_t j = 0; j < cnt; ++j) {  // the [c == t] terms and the ignored rows, element by element
+      if (!cs[j].active) {
+        for (int64_t c = 0; c < a.C; ++c) {
+          if (r.g) r.g[c * gc + j] = T(0);
+          if (r.gy) r.gy[c * gyc + j] = T(0);
+        }
+      } else if (r.g && cs[j].cls >= 0) {
+        M k[kK];
+        for (int q = 0; q < kK; ++q) k[q] = kl[q][j];
+        r.g[cs[j].cls * gc + j] = static_cast<T>(f.grad_target(k, xt[j]));
+      }
+    }
+    return total;
+  }
+
+  void run() const {
+    const double denom = rowwise_prepass<T>(a, op);
+    const double inv = a.reduction == Reduction::Mean ? 1.0 / denom : 1.0;
+    const int64_t ns = a.N * a.S;
+    double sum = 0;
+    if (a.C == 0) {  // no classes: every loss is an empty sum (class targets: all were ignored)
+      if (fwd) {
+        if (none) std::fill_n(static_cast<T*>(a.loss), ns, T(0));
+        std::fill_n(static_cast<M*>(a.saved), ns * sv, M(0));
+      }
+    } else if (a.spatial) {
+      const int64_t nb = ceil_div(a.S, L);
+      sum = chunked_reduce<double>(a.N * nb, units_per_chunk(a.C * L), [&](int64_t b, int64_t e) {
+        double acc = 0;
+        for (int64_t u = b; u < e; ++u) {
+          const int64_t n = u / nb, s0 = (u - n * nb) * L;
+          acc += block(n, s0, std::min<int64_t>(L, a.S - s0), inv);
+        }
+        return acc;
+      });
+    } else {
+      const bool split = ns < kSplitRows && a.C >= kSplitMinC;
+      sum = chunked_reduce<double>(ns, split ? ns : units_per_chunk(a.C), [&](int64_t b, int64_t e) {
+        double acc = 0;
+        int64_t i = b;
+        for_samples(b, e, a.S, [&](int64_t n, int64_t s) {
+          const M l = split ? split_row(n, s, i, inv) : row(n, s, i, inv);
+          if (fwd) {
+            acc += static_cast<double>(l);
+            if (none) static_cast<T*>(a.loss)[i] = static_cast<T>(l);
+          }
+          ++i;
+        });
+        return acc;
+      });
+    }
+    if (fwd && !none) *static_cast<T*>(a.loss) = static_cast<T>(a.reduction == Reduction::Mean ? sum / denom : sum);
   }
 };
+
+// Runs the loss functor F (of math type math_t<T>) on a, for dtype T.
+template <class T, class F, class P>
+void rowwise_cpu(const RowwiseArgs& a, const P& params, const char* op) {
+  RowDriver<T, F>(a, params, op).run();
+}
 
 }  // namespace lossext::CPU_CAPABILITY

@@ -1,7 +1,15 @@
-// CUDA building blocks of the row-wise losses (see lossext/rowwise.h): the device-side pre-pass
-// (the mean's denominator and the summed class weights, without a host sync), row iteration with
-// 16-byte packs, and group reductions of an online log-sum-exp plus linear sums. Every reduction is
-// a fixed tree (warp shuffles, then shared memory across warps): the same inputs give the same bits.
+// The CUDA row-wise driver (contract in lossext/rowwise.h). A loss's .cu file is one line:
+// rowwise_cuda<T, Functor<M>>(args, params) (lossext/cuda/rowwise_kernels.cuh).
+//
+// Rows layout: a group of threads per row (a warp for C <= 1024, else the whole 512-thread block),
+// grid-stride over rows. Pass 1 reads the row in 16-byte packs and keeps the functor's statistics in
+// registers; a group reduction (warp shuffles, then shared memory across warps: a fixed tree) gives
+// every thread the row's statistics; pass 2 re-reads the row (still in L2) and writes the final
+// gradient once. Every thread visits the same elements in both passes, so an in-place gradient
+// (over the input) has no cross-thread hazard; x_t is read by every thread before pass 1.
+// Spatial layout: one thread per row walks the strided class dim (coalesced across threads).
+// Reduced losses: per-block partials in double, added in order by finalize_sum (no atomics).
+// The mean's denominator and the summed class weights come from a device pre-pass (no host sync).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -23,7 +31,7 @@ __global__ void rowwise_prepass_kernel(const RowwiseArgs a, double* __restrict__
   double den = 0, ws = 0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (!a.prob) {
+  if (a.target) {
     const int64_t ns = a.N * a.S;
     for (int64_t i = first; i < ns; i += stride) {
       const int64_t n = i / a.S;
@@ -55,7 +63,7 @@ __global__ void rowwise_prepass_finalize(const double* __restrict__ partials, in
   den = block_sum(den);
   ws = block_sum(ws);
   if (threadIdx.x == 0) {
-    out[0] = a.prob ? prob_mean_denominator(a) : den;
+    out[0] = a.target ? den : rows_mean_denominator(a);
     out[1] = a.weight ? ws : static_cast<double>(a.C);
   }
 }
@@ -64,7 +72,7 @@ __global__ void rowwise_prepass_finalize(const double* __restrict__ partials, in
 // Class targets outside [0, C) weigh 0 here (they cannot raise on the device; see rowwise.h).
 inline at::Tensor rowwise_prepass(const RowwiseArgs& a, c10::Device device) {
   at::Tensor out = at::empty({2}, at::TensorOptions().dtype(at::kDouble).device(device));
-  const int64_t work = std::max<int64_t>(a.prob ? 0 : a.N * a.S, a.weight ? a.C : 0);
+  const int64_t work = std::max<int64_t>(a.target ? a.N * a.S : 0, a.weight ? a.C : 0);
   const int64_t grid = grid_for(work, 256, 4);
   at::Tensor partials = partials_buffer(2 * grid, device);
   auto stream = c10::cuda::getCurrentCUDAStream();
@@ -87,55 +95,47 @@ __device__ __forceinline__ M row_scale(const RowwiseArgs& a, int64_t n, int64_t 
   return static_cast<M>(static_cast<double>(static_cast<M>(g)) * inv);
 }
 
-// ---- math --------------------------------------------------------------------------------------
+// ---- group reductions of the functor's statistics ------------------------------------------------
 
-__device__ __forceinline__ float dev_exp(float x) { return __expf(x); }  // ~2 ulp near 0; exp(-inf) = 0
-__device__ __forceinline__ double dev_exp(double x) { return ::exp(x); }
-
-// A row's running state: online (max m, sum z of exp(x - m)), linear sums, and the target's logit
-// (added by the one thread that meets it, so no thread re-reads x_t after others wrote gradients).
-template <class M>
-struct RowAcc {
-  M m, z, sx, sy, syx, xt;
-};
-
-template <class M>
-__device__ __forceinline__ RowAcc<M> row_acc_identity() {
-  return {lse_init_max<M>(), M(0), M(0), M(0), M(0), M(0)};
-}
-
-template <class M>
-__device__ __forceinline__ RowAcc<M> row_acc_merge(const RowAcc<M>& p, const RowAcc<M>& q) {
-  const M mn = nan_max(p.m, q.m);
-  // Symmetric in p and q (IEEE + is commutative): both lanes of a butterfly get the same bits.
-  return {mn, p.z * dev_exp(p.m - mn) + q.z * dev_exp(q.m - mn), p.sx + q.sx, p.sy + q.sy, p.syx + q.syx,
-          p.xt + q.xt};
-}
-
-template <class M>
-__device__ __forceinline__ RowAcc<M> row_acc_shfl(const RowAcc<M>& v, int o) {
-  return {__shfl_xor_sync(0xffffffffu, v.m, o),   __shfl_xor_sync(0xffffffffu, v.z, o),
-          __shfl_xor_sync(0xffffffffu, v.sx, o),  __shfl_xor_sync(0xffffffffu, v.sy, o),
-          __shfl_xor_sync(0xffffffffu, v.syx, o), __shfl_xor_sync(0xffffffffu, v.xt, o)};
-}
-
-// Reduction over a group of kGroup threads: a warp (32) or the whole block (blockDim.x == kGroup,
-// a multiple of 32). Every thread of the group gets the result.
-template <int kGroup, class M>
-__device__ __forceinline__ RowAcc<M> group_reduce(RowAcc<M> v) {
+// Merge over a group of kGroup threads: a warp (32) or the whole block (blockDim.x == kGroup, a
+// multiple of 32). Every thread of the group gets the result. merge(s, o) is symmetric in IEEE
+// arithmetic for the losses here, so both lanes of a butterfly hold the same bits.
+template <int kGroup, class F, class M, int K>
+__device__ __forceinline__ void group_merge(const F& f, M (&s)[K]) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = row_acc_merge(v, row_acc_shfl(v, o));
+  for (int o = 16; o > 0; o >>= 1) {
+    M other[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) other[k] = __shfl_xor_sync(0xffffffffu, s[k], o);
+    f.merge(s, other);
+  }
   if constexpr (kGroup > 32) {
-    __shared__ RowAcc<M> shared[kGroup / 32];
+    __shared__ M shared[kGroup / 32][K];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();  // the previous row's readers are done with `shared`
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < kGroup / 32 ? shared[lane] : row_acc_identity<M>();
+    if (lane == 0)
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = row_acc_merge(v, row_acc_shfl(v, o));
+      for (int k = 0; k < K; ++k) shared[warp][k] = s[k];
+    __syncthreads();
+    // Warp by warp in a fixed order (the same in every thread).
+#pragma unroll
+    for (int k = 0; k < K; ++k) s[k] = shared[0][k];
+    for (int w = 1; w < kGroup / 32; ++w) {
+      M other[K];
+#pragma unroll
+      for (int k = 0; k < K; ++k) other[k] = shared[w][k];
+      f.merge(s, other);
+    }
   }
-  return v;
+}
+
+template <int kGroup>
+__device__ __forceinline__ void group_sync() {
+  if constexpr (kGroup > 32) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
 }
 
 // ---- row iteration in packs ----------------------------------------------------------------------
@@ -186,7 +186,7 @@ __device__ __forceinline__ void store_pack(T* p, const M (&in)[CNT]) {
 // packed path is valid (rows layout only).
 inline bool rowwise_packs_ok(const RowwiseArgs& a, int64_t elem_size) {
   const int64_t vec = 16 / elem_size;
-  const void* ptrs[kRowOperands] = {a.input, a.grad_input, a.prob ? a.target : nullptr, a.grad_target};
+  const void* ptrs[kRowOperands] = {a.input, a.grad_input, a.other, a.grad_other};
   const uintptr_t base = reinterpret_cast<uintptr_t>(a.input) % 16;
   for (int k = 0; k < kRowOperands; ++k) {
     if (!ptrs[k]) continue;

@@ -1,0 +1,245 @@
+// The CUDA row-wise driver's kernels and launcher (see lossext/cuda/rowwise.cuh). F is a loss
+// functor of the row-wise contract (lossext/rowwise.h) over the math type M.
+#pragma once
+
+#include <lossext/cuda/rowwise.cuh>
+
+namespace lossext::cuda {
+
+constexpr int kWarpRowsThreads = 256;  // warp per row: 8 rows per block
+constexpr int kBlockRowThreads = 512;  // block per row
+constexpr int64_t kWarpRowsMaxC = 1024;
+constexpr int kSpatialThreads = 256;
+
+// The functor of a launch: its params and the device-side W (sum of the class weights).
+template <class F, class P, class M>
+__device__ __forceinline__ F make_functor(const P& p, const RowwiseArgs& a, const double* scalars) {
+  return F(p, a.C, static_cast<M>(scalars ? scalars[1] : static_cast<double>(a.C)));
+}
+
+template <class T, class F, class P, int kThreads, int kGroup, int VEC>
+__global__ void __launch_bounds__(kThreads)
+rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restrict__ scalars,
+                    double* __restrict__ partials) {
+  using M = typename RowMath<T>::type;
+  constexpr int kRows = kThreads / kGroup, kS = F::kStats, kK = F::kCoefs;
+  const F f = make_functor<F, P, M>(params, a, scalars);
+  const int lane = threadIdx.x % kGroup;
+  const int64_t grp = threadIdx.x / kGroup;
+  const bool fwd = a.mode == RowMode::kForward;
+  const bool none = a.reduction == Reduction::None;
+  const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
+  const T* w = static_cast<const T*>(a.weight);
+  M* saved = static_cast<M*>(a.saved);
+  const int64_t C = a.C, rows = a.N * a.S;
+  const bool aliased = a.grad_input == a.input;  // the opt-in in-place gradient
+  double acc = 0;
+  for (int64_t row = int64_t(blockIdx.x) * kRows + grp; row < rows; row += int64_t(gridDim.x) * kRows) {
+    const int64_t n = row / a.S, s = row - n * a.S;
+    const T* x = static_cast<const T*>(a.input) + n * a.st[kRowInput][0] + s * a.st[kRowInput][2];
+    T* g = a.grad_input ? static_cast<T*>(a.grad_input) + n * a.st[kRowGradInput][0] + s * a.st[kRowGradInput][2]
+                        : nullptr;
+    const T* y = a.other ? static_cast<const T*>(a.other) + n * a.st[kRowOther][0] + s * a.st[kRowOther][2] : nullptr;
+    T* gy = a.grad_other
+                ? static_cast<T*>(a.grad_other) + n * a.st[kRowGradOther][0] + s * a.st[kRowGradOther][2]
+                : nullptr;
+    const ClassSample cs = sample_of(a, n, s);
+    if (!cs.active && !cs.invalid) {  // ignored: no loss, zero gradient (uniform over the group)
+      for (int64_t c = lane; c < C; c += kGroup) {
+        if (g) g[c] = T(0);
+        if (gy) gy[c] = T(0);
+      }
+      if (fwd && lane == 0) {
+        for (int q = 0; q < F::kSaved; ++q) saved[row * F::kSaved + q] = M(0);
+        if (none) static_cast<T*>(a.loss)[row] = T(0);
+      }
+      continue;
+    }
+    const RowSample<M> smp = row_sample<T>(a, cs, x, a.st[kRowInput][1], row_scale<T>(a, n, s, inv));
+    const int64_t t = cs.active ? cs.cls : -1;  // an invalid target matches no class
+    M k[kK];
+    if (fwd) {
+      M st[kS];
+      f.init(st, C > 0 ? static_cast<M>(x[0]) : M(0));
+      if constexpr (F::kPass1) {
+        for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
+          constexpr int CNT = decltype(cnt)::value;
+          M xv[CNT], yv[CNT], wv[CNT];
+          load_pack<CNT>(x + c, xv);
+#pragma unroll
+          for (int i = 0; i < CNT; ++i) {
+            yv[i] = F::kOther ? static_cast<M>(y[c + i]) : M(0);
+            wv[i] = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
+          }
+          f.template add<false, CNT>(st, xv, yv, wv);
+        });
+        group_merge<kGroup>(f, st);
+      } else if (aliased) {
+        group_sync<kGroup>();  // every thread has read x_t before anyone overwrites it
+      }
+      const M l = f.finish(st, smp, k, saved + row * F::kSaved);
+      if (lane == 0) {
+        if (none) static_cast<T*>(a.loss)[row] = static_cast<T>(l);
+        acc += static_cast<double>(l);
+      }
+    } else {
+      f.resume(saved + row * F::kSaved, smp, k);
+    }
+    if (g || gy) {  // pass 2
+      for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
+        constexpr int CNT = decltype(cnt)::value;
+        M xv[CNT], gv[CNT], gyv[CNT];
+        load_pack<CNT>(x + c, xv);
+#pragma unroll
+        for (int i = 0; i < CNT; ++i) {
+          const M yi = F::kOther ? static_cast<M>(y[c + i]) : M(0);
+          const M wi = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
+          f.grad(k, xv[i], yi, wi, gv[i], gyv[i]);
+          if (c + i == t) gv[i] = f.grad_target(k, smp.xt);
+        }
+        if (g) store_pack<CNT>(g + c, gv);
+        if constexpr (F::kOther) {
+          if (gy) store_pack<CNT>(gy + c, gyv);
+        }
+      });
+    }
+  }
+  if (fwd && !none) {
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
+// Spatial layout: one thread per row, walking the strided class dim.
+template <class T, class F, class P>
+__global__ void __launch_bounds__(kSpatialThreads)
+rowwise_spatial_kernel(const RowwiseArgs a, const P params, const double* __restrict__ scalars,
+                       double* __restrict__ partials) {
+  using M = typename RowMath<T>::type;
+  constexpr int kS = F::kStats, kK = F::kCoefs;
+  const F f = make_functor<F, P, M>(params, a, scalars);
+  const bool fwd = a.mode == RowMode::kForward;
+  const bool none = a.reduction == Reduction::None;
+  const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
+  const T* w = static_cast<const T*>(a.weight);
+  M* saved = static_cast<M*>(a.saved);
+  const int64_t C = a.C, rows = a.N * a.S;
+  const int64_t xc = a.st[kRowInput][1], gc = a.st[kRowGradInput][1];
+  const int64_t yc = a.st[kRowOther][1], gyc = a.st[kRowGradOther][1];
+  double acc = 0;
+  for (int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; row < rows;
+       row += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = row / a.S, s = row - n * a.S;
+    const T* x = static_cast<const T*>(a.input) + n * a.st[kRowInput][0] + s * a.st[kRowInput][2];
+    T* g = a.grad_input ? static_cast<T*>(a.grad_input) + n * a.st[kRowGradInput][0] + s * a.st[kRowGradInput][2]
+                        : nullptr;
+    const T* y = a.other ? static_cast<const T*>(a.other) + n * a.st[kRowOther][0] + s * a.st[kRowOther][2] : nullptr;
+    T* gy = a.grad_other
+                ? static_cast<T*>(a.grad_other) + n * a.st[kRowGradOther][0] + s * a.st[kRowGradOther][2]
+                : nullptr;
+    const ClassSample cs = sample_of(a, n, s);
+    if (!cs.active && !cs.invalid) {
+      for (int64_t c = 0; c < C; ++c) {
+        if (g) g[c * gc] = T(0);
+        if (gy) gy[c * gyc] = T(0);
+      }
+      if (fwd) {
+        for (int q = 0; q < F::kSaved; ++q) saved[row * F::kSaved + q] = M(0);
+        if (none) static_cast<T*>(a.loss)[row] = T(0);
+      }
+      continue;
+    }
+    const RowSample<M> smp = row_sample<T>(a, cs, x, xc, row_scale<T>(a, n, s, inv));
+    const int64_t t = cs.active ? cs.cls : -1;
+    M k[kK];
+    if (fwd) {
+      M st[kS];
+      f.init(st, C > 0 ? static_cast<M>(x[0]) : M(0));
+      if constexpr (F::kPass1) {
+        for (int64_t c = 0; c < C; ++c) {
+          const M xv[1] = {static_cast<M>(x[c * xc])};
+          const M yv[1] = {F::kOther ? static_cast<M>(y[c * yc]) : M(0)};
+          const M wv[1] = {F::kWeighted ? static_cast<M>(w[c]) : M(1)};
+          f.template add<false, 1>(st, xv, yv, wv);
+        }
+      }
+      const M l = f.finish(st, smp, k, saved + row * F::kSaved);
+      if (none) static_cast<T*>(a.loss)[row] = static_cast<T>(l);
+      acc += static_cast<double>(l);
+    } else {
+      f.resume(saved + row * F::kSaved, smp, k);
+    }
+    if (g || gy) {
+      for (int64_t c = 0; c < C; ++c) {
+        const M xv = static_cast<M>(x[c * xc]);
+        const M yi = F::kOther ? static_cast<M>(y[c * yc]) : M(0);
+        const M wi = F::kWeighted ? static_cast<M>(w[c]) : M(1);
+        M gv, gyv;
+        f.grad(k, xv, yi, wi, gv, gyv);
+        if (c == t) gv = f.grad_target(k, smp.xt);
+        if (g) g[c * gc] = static_cast<T>(gv);
+        if constexpr (F::kOther) {
+          if (gy) gy[c * gyc] = static_cast<T>(gyv);
+        }
+      }
+    }
+  }
+  if (fwd && !none) {
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
+// Runs functor F on a (dtype T) on the current stream.
+template <class T, class F, class P>
+void rowwise_cuda(const RowwiseArgs& a, const P& params) {
+  using M = typename RowMath<T>::type;
+  constexpr int VEC = 16 / sizeof(T);
+  const c10::Device device = current_cuda_device();
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t rows = a.N * a.S;
+  // {denominator, W} on the device: the mean's divisor, and W where class weights are given.
+  const bool need_scalars = a.reduction == Reduction::Mean || a.weight;
+  const at::Tensor scalars = need_scalars ? rowwise_prepass(a, device) : at::Tensor();
+  const double* sc = need_scalars ? scalars.data_ptr<double>() : nullptr;
+  const bool fwd = a.mode == RowMode::kForward;
+  const bool reduce = a.reduction != Reduction::None;
+  const bool work = rows > 0 && a.C > 0;
+  int64_t grid;
+  if (a.spatial) {
+    grid = grid_for(rows, kSpatialThreads, 8);
+  } else if (a.C <= kWarpRowsMaxC) {
+    grid = grid_for(rows, kWarpRowsThreads / 32, 8);
+  } else {
+    grid = grid_for(rows, 1, 4);
+  }
+  const at::Tensor partials = partials_buffer(grid, device);
+  double* pp = partials.data_ptr<double>();
+  if (work) {
+    const bool packs = !a.spatial && rowwise_packs_ok(a, sizeof(T));
+    if (a.spatial) {
+      rowwise_spatial_kernel<T, F, P><<<grid, kSpatialThreads, 0, stream>>>(a, params, sc, pp);
+    } else if (a.C <= kWarpRowsMaxC) {
+      if (packs) {
+        rowwise_rows_kernel<T, F, P, kWarpRowsThreads, 32, VEC><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
+      } else {
+        rowwise_rows_kernel<T, F, P, kWarpRowsThreads, 32, 1><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
+      }
+    } else if (packs) {
+      rowwise_rows_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, VEC>
+          <<<grid, kBlockRowThreads, 0, stream>>>(a, params, sc, pp);
+    } else {
+      rowwise_rows_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, 1>
+          <<<grid, kBlockRowThreads, 0, stream>>>(a, params, sc, pp);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  } else if (fwd && rows > 0) {  // no classes: every loss is an empty sum (class targets: all ignored)
+    if (F::kSaved > 0) C10_CUDA_CHECK(cudaMemsetAsync(a.saved, 0, rows * F::kSaved * sizeof(M), stream));
+    if (!reduce) C10_CUDA_CHECK(cudaMemsetAsync(a.loss, 0, rows * sizeof(T), stream));
+  }
+  if (fwd && reduce) {
+    finalize_sum<T>(pp, work ? grid : 0, 1.0, a.reduction == Reduction::Mean ? sc : nullptr, static_cast<T*>(a.loss));
+  }
+}
+
+}  // namespace lossext::cuda
