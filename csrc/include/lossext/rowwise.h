@@ -144,6 +144,24 @@ C10_HOST_DEVICE inline RowSample<M> row_sample(const RowwiseArgs& a, const Class
   return {wt, static_cast<M>(x[cs.cls * sc]), r};
 }
 
+// Row (n, s) of every (N, C, S) operand (nullptr where absent).
+template <class T>
+struct RowPtrs {
+  const T* x;
+  const T* y;
+  T* g;
+  T* gy;
+};
+
+template <class T>
+C10_HOST_DEVICE inline RowPtrs<T> row_ptrs(const RowwiseArgs& a, int64_t n, int64_t s) {
+  auto at = [&](const void* base, int k) -> T* {
+    return base ? static_cast<T*>(const_cast<void*>(base)) + n * a.st[k][0] + s * a.st[k][2] : nullptr;
+  };
+  return {at(a.input, kRowInput), at(a.other, kRowOther), at(a.grad_input, kRowGradInput),
+          at(a.grad_other, kRowGradOther)};
+}
+
 // NaN-propagating max, so a NaN logit makes the row's statistics NaN.
 template <class M>
 C10_HOST_DEVICE inline M nan_max(M a, M b) { return (a != a || a > b) ? a : b; }

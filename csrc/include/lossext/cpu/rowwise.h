@@ -131,10 +131,6 @@ struct RowDriver {
       : a(args), op(name), wv(args), f(params, args.C, wv.total), fwd(args.mode == RowMode::kForward),
         none(args.reduction == Reduction::None) {}
 
-  template <class P>
-  P* at(const void* base, int opd, int64_t n, int64_t s) const {
-    return base ? static_cast<P*>(const_cast<void*>(base)) + n * a.st[opd][0] + s * a.st[opd][2] : nullptr;
-  }
   M* saved_at(int64_t i) const { return static_cast<M*>(a.saved) + i * sv; }
 
   // The gradient scale of sample (n, s): inv, times grad_output in the backward.
@@ -211,16 +207,8 @@ struct RowDriver {
     }
   }
 
-  struct Row {
-    const T* x;
-    const T* y;
-    T* g;
-    T* gy;
-  };
-  Row row_at(int64_t n, int64_t s) const {
-    return {at<const T>(a.input, kRowInput, n, s), at<const T>(a.other, kRowOther, n, s),
-            at<T>(a.grad_input, kRowGradInput, n, s), at<T>(a.grad_other, kRowGradOther, n, s)};
-  }
+  using Row = RowPtrs<T>;
+  Row row_at(int64_t n, int64_t s) const { return row_ptrs<T>(a, n, s); }
 
   // An ignored row: loss 0, zero gradient rows.
   void zero_row(const Row& r, int64_t i) const {

@@ -36,13 +36,11 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
   double acc = 0;
   for (int64_t row = int64_t(blockIdx.x) * kRows + grp; row < rows; row += int64_t(gridDim.x) * kRows) {
     const int64_t n = row / a.S, s = row - n * a.S;
-    const T* x = static_cast<const T*>(a.input) + n * a.st[kRowInput][0] + s * a.st[kRowInput][2];
-    T* g = a.grad_input ? static_cast<T*>(a.grad_input) + n * a.st[kRowGradInput][0] + s * a.st[kRowGradInput][2]
-                        : nullptr;
-    const T* y = a.other ? static_cast<const T*>(a.other) + n * a.st[kRowOther][0] + s * a.st[kRowOther][2] : nullptr;
-    T* gy = a.grad_other
-                ? static_cast<T*>(a.grad_other) + n * a.st[kRowGradOther][0] + s * a.st[kRowGradOther][2]
-                : nullptr;
+    const RowPtrs<T> rp = row_ptrs<T>(a, n, s);
+    const T* x = rp.x;
+    const T* y = rp.y;
+    T* g = rp.g;
+    T* gy = rp.gy;
     const ClassSample cs = sample_of(a, n, s);
     if (!cs.active && !cs.invalid) {  // ignored: no loss, zero gradient (uniform over the group)
       for (int64_t c = lane; c < C; c += kGroup) {
@@ -130,13 +128,11 @@ rowwise_spatial_kernel(const RowwiseArgs a, const P params, const double* __rest
   for (int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; row < rows;
        row += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = row / a.S, s = row - n * a.S;
-    const T* x = static_cast<const T*>(a.input) + n * a.st[kRowInput][0] + s * a.st[kRowInput][2];
-    T* g = a.grad_input ? static_cast<T*>(a.grad_input) + n * a.st[kRowGradInput][0] + s * a.st[kRowGradInput][2]
-                        : nullptr;
-    const T* y = a.other ? static_cast<const T*>(a.other) + n * a.st[kRowOther][0] + s * a.st[kRowOther][2] : nullptr;
-    T* gy = a.grad_other
-                ? static_cast<T*>(a.grad_other) + n * a.st[kRowGradOther][0] + s * a.st[kRowGradOther][2]
-                : nullptr;
+    const RowPtrs<T> rp = row_ptrs<T>(a, n, s);
+    const T* x = rp.x;
+    const T* y = rp.y;
+    T* g = rp.g;
+    T* gy = rp.gy;
     const ClassSample cs = sample_of(a, n, s);
     if (!cs.active && !cs.invalid) {
       for (int64_t c = 0; c < C; ++c) {
