@@ -218,40 +218,19 @@ struct RowDriver {
     if (r.gy) std::fill_n(r.gy, a.C, T(0));
   }
 
-  // Loss (forward) and gradients of row (n, s) = sample i.
-  M row(int64_t n, int64_t s, int64_t i, double inv) const {
-    const Row r = row_at(n, s);
-    const ClassSample cs = sample_of(a, n, s);
-    if (!cs.active) {
-      zero_row(r, i);
-      return M(0);
-    }
-    const RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
-    M k[kK];
-    M loss = 0;
-    if (fwd) {
-      M st[kS];
-      V vs[kS];
-      f.init(vs, V(a.C > 0 ? static_cast<M>(r.x[0]) : M(0)));
-      if constexpr (F::kPass1) {
-        pass1(r.x, r.y, 0, a.C, vs);
-        fold(vs, st);
-      } else {
-        for (int q = 0; q < kS; ++q) st[q] = M(0);
-      }
-      loss = f.finish(st, smp, k, saved_at(i));
-    } else {
-      f.resume(saved_at(i), smp, k);
-    }
-    if (r.g || r.gy) {
-      pass2(r.x, r.y, r.g, r.gy, k, 0, a.C);
-      if (r.g && cs.cls >= 0) r.g[cs.cls] = static_cast<T>(f.grad_target(k, smp.xt));
-    }
-    return loss;
+  // fn(j0, j1) for the segments of a row: the whole row, or (split) fixed segments in parallel.
+  template <class G>
+  void for_segments(bool split, const G& fn) const {
+    if (!split) return fn(int64_t{0}, a.C);
+    const int64_t seg = kRowChunkElems;
+    at::parallel_for(0, ceil_div(a.C, seg), 1, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) fn(q * seg, std::min(a.C, (q + 1) * seg));
+    });
   }
 
-  // A row cut into fixed segments, each pass parallel over the segments (few rows, long rows).
-  M split_row(int64_t n, int64_t s, int64_t i, double inv) const {
+  // Loss (forward) and gradients of row (n, s) = sample i. `split` cuts the row into fixed
+  // segments whose passes run in parallel (few, long rows); their statistics merge in segment order.
+  M row(int64_t n, int64_t s, int64_t i, double inv, bool split) const {
     const Row r = row_at(n, s);
     const ClassSample cs = sample_of(a, n, s);
     if (!cs.active) {
@@ -259,37 +238,34 @@ struct RowDriver {
       return M(0);
     }
     const RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
-    const int64_t seg = kRowChunkElems, nseg = ceil_div(a.C, seg);
     M k[kK];
     M loss = 0;
     if (fwd) {
-      const V x0(static_cast<M>(r.x[0]));
-      std::vector<std::array<M, kS>> part(nseg);
-      at::parallel_for(0, nseg, 1, [&](int64_t b, int64_t e) {
-        for (int64_t q = b; q < e; ++q) {
+      M st[kS] = {};
+      if constexpr (F::kPass1) {
+        const V x0(static_cast<M>(r.x[0]));
+        c10::SmallVector<std::array<M, kS>, 1> part(split ? ceil_div(a.C, kRowChunkElems) : 1);  // no heap per row
+        for_segments(split, [&](int64_t j0, int64_t j1) {
           V vs[kS];
-          M st[kS];
+          M out[kS];
           f.init(vs, x0);
-          pass1(r.x, r.y, q * seg, std::min(a.C, (q + 1) * seg), vs);
-          fold(vs, st);
-          std::copy(st, st + kS, part[q].begin());
+          pass1(r.x, r.y, j0, j1, vs);
+          fold(vs, out);
+          std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
+        });
+        std::copy(part[0].begin(), part[0].end(), st);
+        for (size_t q = 1; q < part.size(); ++q) {
+          M o[kS];
+          std::copy(part[q].begin(), part[q].end(), o);
+          f.merge(st, o);
         }
-      });
-      M st[kS];
-      std::copy(part[0].begin(), part[0].end(), st);
-      for (int64_t q = 1; q < nseg; ++q) {  // in segment order: deterministic
-        M o[kS];
-        std::copy(part[q].begin(), part[q].end(), o);
-        f.merge(st, o);
       }
       loss = f.finish(st, smp, k, saved_at(i));
     } else {
       f.resume(saved_at(i), smp, k);
     }
     if (r.g || r.gy) {
-      at::parallel_for(0, nseg, 1, [&](int64_t b, int64_t e) {
-        for (int64_t q = b; q < e; ++q) pass2(r.x, r.y, r.g, r.gy, k, q * seg, std::min(a.C, (q + 1) * seg));
-      });
+      for_segments(split, [&](int64_t j0, int64_t j1) { pass2(r.x, r.y, r.g, r.gy, k, j0, j1); });
       if (r.g && cs.cls >= 0) r.g[cs.cls] = static_cast<T>(f.grad_target(k, smp.xt));
     }
     return loss;
@@ -404,7 +380,7 @@ struct RowDriver {
         double acc = 0;
         int64_t i = b;
         for_samples(b, e, a.S, [&](int64_t n, int64_t s) {
-          const M l = split ? split_row(n, s, i, inv) : row(n, s, i, inv);
+          const M l = row(n, s, i, inv, split);
           if (fwd) {
             acc += static_cast<double>(l);
             if (none) static_cast<T*>(a.loss)[i] = static_cast<T>(l);
