@@ -7,7 +7,8 @@
 // every thread the row's statistics; pass 2 re-reads the row (still in L2) and writes the final
 // gradient once. Every thread visits the same elements in both passes, so an in-place gradient
 // (over the input) has no cross-thread hazard; x_t is read by every thread before pass 1.
-// Spatial layout: one thread per row walks the strided class dim (coalesced across threads).
+// Spatial layout: one thread per row (a group of 1) walks the strided class dim (coalesced across
+// threads).
 // Reduced losses: per-block partials in double, added in order by finalize_sum (no atomics).
 // The mean's denominator and the summed class weights come from a device pre-pass (no host sync).
 #pragma once
@@ -102,6 +103,7 @@ __device__ __forceinline__ M row_scale(const RowwiseArgs& a, int64_t n, int64_t 
 // arithmetic for the losses here, so both lanes of a butterfly hold the same bits.
 template <int kGroup, class F, class M, int K>
 __device__ __forceinline__ void group_merge(const F& f, M (&s)[K]) {
+  if constexpr (kGroup == 1) return;  // a thread per row
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     M other[K];
@@ -131,7 +133,9 @@ __device__ __forceinline__ void group_merge(const F& f, M (&s)[K]) {
 
 template <int kGroup>
 __device__ __forceinline__ void group_sync() {
-  if constexpr (kGroup > 32) {
+  if constexpr (kGroup == 1) {
+    return;
+  } else if constexpr (kGroup > 32) {
     __syncthreads();
   } else {
     __syncwarp();

@@ -17,9 +17,11 @@ __device__ __forceinline__ F make_functor(const P& p, const RowwiseArgs& a, cons
   return F(p, a.C, static_cast<M>(scalars ? scalars[1] : static_cast<double>(a.C)));
 }
 
+// kGroup threads per row (1: the spatial layout, a thread per row walking the strided class dim,
+// coalesced across threads). VEC > 1: 16-byte packs of a contiguous row.
 template <class T, class F, class P, int kThreads, int kGroup, int VEC>
 __global__ void __launch_bounds__(kThreads)
-rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restrict__ scalars,
+rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ scalars,
                     double* __restrict__ partials) {
   using M = typename RowMath<T>::type;
   constexpr int kRows = kThreads / kGroup, kS = F::kStats, kK = F::kCoefs;
@@ -33,6 +35,10 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
   M* saved = static_cast<M*>(a.saved);
   const int64_t C = a.C, rows = a.N * a.S;
   const bool aliased = a.grad_input == a.input;  // the opt-in in-place gradient
+  // Class strides: 1 in the rows layout wherever a row is swept (packs need it), the operands' own
+  // in the spatial one (and for nll_loss's x_t, read at any strides).
+  const int64_t xc = a.st[kRowInput][1], gc = a.st[kRowGradInput][1];
+  const int64_t yc = a.st[kRowOther][1], gyc = a.st[kRowGradOther][1];
   double acc = 0;
   for (int64_t row = int64_t(blockIdx.x) * kRows + grp; row < rows; row += int64_t(gridDim.x) * kRows) {
     const int64_t n = row / a.S, s = row - n * a.S;
@@ -44,8 +50,8 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
     const ClassSample cs = sample_of(a, n, s);
     if (!cs.active && !cs.invalid) {  // ignored: no loss, zero gradient (uniform over the group)
       for (int64_t c = lane; c < C; c += kGroup) {
-        if (g) g[c] = T(0);
-        if (gy) gy[c] = T(0);
+        if (g) g[c * gc] = T(0);
+        if (gy) gy[c * gyc] = T(0);
       }
       if (fwd && lane == 0) {
         for (int q = 0; q < F::kSaved; ++q) saved[row * F::kSaved + q] = M(0);
@@ -53,7 +59,7 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
       }
       continue;
     }
-    const RowSample<M> smp = row_sample<T>(a, cs, x, a.st[kRowInput][1], row_scale<T>(a, n, s, inv));
+    const RowSample<M> smp = row_sample<T>(a, cs, x, xc, row_scale<T>(a, n, s, inv));
     const int64_t t = cs.active ? cs.cls : -1;  // an invalid target matches no class
     M k[kK];
     if (fwd) {
@@ -63,10 +69,10 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
         for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
           constexpr int CNT = decltype(cnt)::value;
           M xv[CNT], yv[CNT], wv[CNT];
-          load_pack<CNT>(x + c, xv);
+          load_pack<CNT>(x + c * xc, xv);
 #pragma unroll
           for (int i = 0; i < CNT; ++i) {
-            yv[i] = F::kOther ? static_cast<M>(y[c + i]) : M(0);
+            yv[i] = F::kOther ? static_cast<M>(y[(c + i) * yc]) : M(0);
             wv[i] = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
           }
           f.template add<false, CNT>(st, xv, yv, wv);
@@ -87,97 +93,19 @@ rowwise_rows_kernel(const RowwiseArgs a, const P params, const double* __restric
       for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
         constexpr int CNT = decltype(cnt)::value;
         M xv[CNT], gv[CNT], gyv[CNT];
-        load_pack<CNT>(x + c, xv);
+        load_pack<CNT>(x + c * xc, xv);
 #pragma unroll
         for (int i = 0; i < CNT; ++i) {
-          const M yi = F::kOther ? static_cast<M>(y[c + i]) : M(0);
+          const M yi = F::kOther ? static_cast<M>(y[(c + i) * yc]) : M(0);
           const M wi = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
           f.grad(k, xv[i], yi, wi, gv[i], gyv[i]);
           if (c + i == t) gv[i] = f.grad_target(k, smp.xt);
         }
-        if (g) store_pack<CNT>(g + c, gv);
+        if (g) store_pack<CNT>(g + c * gc, gv);
         if constexpr (F::kOther) {
-          if (gy) store_pack<CNT>(gy + c, gyv);
+          if (gy) store_pack<CNT>(gy + c * gyc, gyv);
         }
       });
-    }
-  }
-  if (fwd && !none) {
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
-  }
-}
-
-// Spatial layout: one thread per row, walking the strided class dim.
-template <class T, class F, class P>
-__global__ void __launch_bounds__(kSpatialThreads)
-rowwise_spatial_kernel(const RowwiseArgs a, const P params, const double* __restrict__ scalars,
-                       double* __restrict__ partials) {
-  using M = typename RowMath<T>::type;
-  constexpr int kS = F::kStats, kK = F::kCoefs;
-  const F f = make_functor<F, P, M>(params, a, scalars);
-  const bool fwd = a.mode == RowMode::kForward;
-  const bool none = a.reduction == Reduction::None;
-  const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
-  const T* w = static_cast<const T*>(a.weight);
-  M* saved = static_cast<M*>(a.saved);
-  const int64_t C = a.C, rows = a.N * a.S;
-  const int64_t xc = a.st[kRowInput][1], gc = a.st[kRowGradInput][1];
-  const int64_t yc = a.st[kRowOther][1], gyc = a.st[kRowGradOther][1];
-  double acc = 0;
-  for (int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; row < rows;
-       row += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t n = row / a.S, s = row - n * a.S;
-    const RowPtrs<T> rp = row_ptrs<T>(a, n, s);
-    const T* x = rp.x;
-    const T* y = rp.y;
-    T* g = rp.g;
-    T* gy = rp.gy;
-    const ClassSample cs = sample_of(a, n, s);
-    if (!cs.active && !cs.invalid) {
-      for (int64_t c = 0; c < C; ++c) {
-        if (g) g[c * gc] = T(0);
-        if (gy) gy[c * gyc] = T(0);
-      }
-      if (fwd) {
-        for (int q = 0; q < F::kSaved; ++q) saved[row * F::kSaved + q] = M(0);
-        if (none) static_cast<T*>(a.loss)[row] = T(0);
-      }
-      continue;
-    }
-    const RowSample<M> smp = row_sample<T>(a, cs, x, xc, row_scale<T>(a, n, s, inv));
-    const int64_t t = cs.active ? cs.cls : -1;
-    M k[kK];
-    if (fwd) {
-      M st[kS];
-      f.init(st, C > 0 ? static_cast<M>(x[0]) : M(0));
-      if constexpr (F::kPass1) {
-        for (int64_t c = 0; c < C; ++c) {
-          const M xv[1] = {static_cast<M>(x[c * xc])};
-          const M yv[1] = {F::kOther ? static_cast<M>(y[c * yc]) : M(0)};
-          const M wv[1] = {F::kWeighted ? static_cast<M>(w[c]) : M(1)};
-          f.template add<false, 1>(st, xv, yv, wv);
-        }
-      }
-      const M l = f.finish(st, smp, k, saved + row * F::kSaved);
-      if (none) static_cast<T*>(a.loss)[row] = static_cast<T>(l);
-      acc += static_cast<double>(l);
-    } else {
-      f.resume(saved + row * F::kSaved, smp, k);
-    }
-    if (g || gy) {
-      for (int64_t c = 0; c < C; ++c) {
-        const M xv = static_cast<M>(x[c * xc]);
-        const M yi = F::kOther ? static_cast<M>(y[c * yc]) : M(0);
-        const M wi = F::kWeighted ? static_cast<M>(w[c]) : M(1);
-        M gv, gyv;
-        f.grad(k, xv, yi, wi, gv, gyv);
-        if (c == t) gv = f.grad_target(k, smp.xt);
-        if (g) g[c * gc] = static_cast<T>(gv);
-        if constexpr (F::kOther) {
-          if (gy) gy[c * gyc] = static_cast<T>(gyv);
-        }
-      }
     }
   }
   if (fwd && !none) {
@@ -214,18 +142,18 @@ void rowwise_cuda(const RowwiseArgs& a, const P& params) {
   if (work) {
     const bool packs = !a.spatial && rowwise_packs_ok(a, sizeof(T));
     if (a.spatial) {
-      rowwise_spatial_kernel<T, F, P><<<grid, kSpatialThreads, 0, stream>>>(a, params, sc, pp);
+      rowwise_kernel<T, F, P, kSpatialThreads, 1, 1><<<grid, kSpatialThreads, 0, stream>>>(a, params, sc, pp);
     } else if (a.C <= kWarpRowsMaxC) {
       if (packs) {
-        rowwise_rows_kernel<T, F, P, kWarpRowsThreads, 32, VEC><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
+        rowwise_kernel<T, F, P, kWarpRowsThreads, 32, VEC><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
       } else {
-        rowwise_rows_kernel<T, F, P, kWarpRowsThreads, 32, 1><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
+        rowwise_kernel<T, F, P, kWarpRowsThreads, 32, 1><<<grid, kWarpRowsThreads, 0, stream>>>(a, params, sc, pp);
       }
     } else if (packs) {
-      rowwise_rows_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, VEC>
+      rowwise_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, VEC>
           <<<grid, kBlockRowThreads, 0, stream>>>(a, params, sc, pp);
     } else {
-      rowwise_rows_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, 1>
+      rowwise_kernel<T, F, P, kBlockRowThreads, kBlockRowThreads, 1>
           <<<grid, kBlockRowThreads, 0, stream>>>(a, params, sc, pp);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
