@@ -245,6 +245,10 @@ std::vector<at::Tensor> finish_grads(const PointwiseCall& call, const Prepared& 
   return grads;
 }
 
+bool any_half(const std::vector<at::Tensor>& ts) {
+  return std::any_of(ts.begin(), ts.end(), [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kHalf; });
+}
+
 }  // namespace
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
@@ -260,8 +264,13 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
     loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options()));
   } else {
     loss = at::empty({}, p.in[0].options().dtype(p.dtype));
-    for (int k = 0; k < call.n_grads; ++k)
-      if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
+    // A float16 gradient written here would be rounded (scaled by 1/N) before grad_output multiplies
+    // it: under loss scaling it overflows or underflows where torch's does not. So with a float16
+    // operand the forward writes none, and the backward computes grad_output * scale * g in float
+    // and rounds once (lossext/_registry.py: LossSpec.forward_grads_fp16 says the same for fakes).
+    if (!any_half(call.inputs))
+      for (int k = 0; k < call.n_grads; ++k)
+        if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
   }
   // Row sums write through `loss` viewed with a trailing size-1 dimension (stride 0 once broadcast).
   const bool rows = !reduce && call.row_sum;

@@ -36,7 +36,9 @@ at::Tensor not_computed(const at::Tensor& like);
 // weight). They broadcast to one shape. The first `n_grads` operands are differentiable.
 //   forward, reduction None:       returns {loss (broadcast shape), empty...}
 //   forward, reduction Mean/Sum:   returns {loss (0-d), grad_k...}; grad_k is computed in the same
-//                                  pass where grad_mask[k] is set, scaled by the reduction, else empty
+//                                  pass where grad_mask[k] is set, scaled by the reduction, else empty;
+//                                  always empty when an operand is float16 (the backward then applies
+//                                  grad_output in float before rounding: loss scaling stays exact)
 //   backward (grad_output given):  returns {grad_k...} = grad_output * d loss / d input_k (masked)
 // `scale` multiplies the summed loss in Mean/Sum modes (1/numel for mean, 1 for sum) unless
 // `scale_override` is given (kl_div's batchmean); an override also scales row sums (below) and the
