@@ -14,7 +14,7 @@ def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
             scalar_loss = len(torch.broadcast_shapes(x.shape, t.shape)) == 0
             if w.dim() > 0 or scalar_loss or (mean_over_weight_sum and a["reduction"] == 1):
                 dt = torch.promote_types(dt, w.dtype)
-        return dt
+        return dt if dt.is_floating_point else torch.get_default_dtype()  # integer operands (as the host)
     return dtype
 
 
@@ -57,7 +57,8 @@ def _cross_entropy_aux(a):
 
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
-             operands=("input", "target", "weight", "pos_weight")),
+             operands=("input", "target", "weight", "pos_weight"),
+             loss_dtype=lambda a: a["target"].dtype),  # torch's loss is written into the target's dtype
     LossSpec("l1_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
              loss_dtype=_pair_loss_dtype(False, True)),
     LossSpec("mse_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),

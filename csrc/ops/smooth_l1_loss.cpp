@@ -12,7 +12,7 @@ namespace lossext::ops {
 
 PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta) {
   TORCH_CHECK(beta >= 0, "smooth_l1_loss does not support negative values for beta (got ", beta, ")");
-  static const PairLossInfo info{.op = "smooth_l1_loss", .stub = &smooth_l1_loss_stub};
+  static const PairLossInfo info{.op = "smooth_l1_loss", .stub = &smooth_l1_loss_stub, .int_input_ok = true};
   return {.info = &info, .input = input, .target = target, .reduction = reduction, .params = {beta}};
 }
 

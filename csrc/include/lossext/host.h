@@ -17,7 +17,8 @@ namespace lossext {
 // "[2, 3]"
 std::string shape_str(at::IntArrayRef sizes);
 
-// RuntimeError unless `t` has a floating dtype lossext computes in (float16/bfloat16/32/64).
+// Unless `t` has a floating dtype lossext computes in (float16/bfloat16/32/64): NotImplementedError
+// for `name` "input" (as torch's kernels), else RuntimeError.
 void check_floating(const char* op, const char* name, const at::Tensor& t);
 // RuntimeError unless every defined tensor lives on the device of `ref`.
 void check_same_device(const char* op, const at::Tensor& ref, std::initializer_list<const at::Tensor*> others);
@@ -62,6 +63,9 @@ struct PointwiseCall {
   c10::optional<double> scale_override;
   bool integral_ok = false;
   bool row_sum = false;
+  // The dtype of the returned loss where it is not the computation dtype (bce_with_logits: torch's
+  // composite writes its loss into a tensor of the target's dtype).
+  c10::optional<at::ScalarType> loss_dtype;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);
