@@ -188,6 +188,9 @@ Prepared prepare(const PointwiseCall& call) {
   p.dtype = at::native::result_type(defined);
   if (!at::isFloatingType(p.dtype)) p.dtype = c10::typeMetaToScalarType(c10::get_default_dtype());
   p.result_dtype = p.dtype;
+  // A loss dtype wider than the result type (the pair losses' promoted dtype, a 0-d float32 target
+  // beside a float16 input): computed in it, so the sum does not overflow the narrower one.
+  if (call.loss_dtype && at::isFloatingType(*call.loss_dtype)) p.dtype = c10::promoteTypes(p.dtype, *call.loss_dtype);
   // A 0-d operand wider than the result type (float64 beside float16) whose gradient is wanted:
   // torch returns that gradient at the operand's precision, so compute in the wider dtype (the
   // loss is rounded to the result type once, at the end).

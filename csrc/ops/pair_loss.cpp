@@ -87,7 +87,8 @@ PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, con
                      .n_grads = p.n_grads,
                      .reduction = red,
                      .grad_mask = std::move(mask),
-                     .integral_ok = true};  // check_dtypes has applied torch's rules
+                     .integral_ok = true,  // check_dtypes has applied torch's rules
+                     .loss_dtype = p.loss_dtype};
   const int64_t nb = numel_of(p.shape);
   const PairMode mode = norm.defined() ? PairMode::kWeightedMean
                         : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;
