@@ -137,3 +137,17 @@ def test_zero_dim_float64_operand_beside_float16_keeps_a_float64_gradient(name):
     torch.testing.assert_close(gtg, gtr, rtol=1e-12, atol=1e-12)  # not rounded to float16 on the way
     torch.testing.assert_close(gxg, gxr)
     torch.testing.assert_close(lg.double(), lr.double(), rtol=2e-3, atol=1e-3)
+
+
+def test_fuzz_found_cases():
+    """Found by tests/test_fuzz.py (seeds 1 and 2)."""
+    x = torch.full((5, 1), 1e4, dtype=torch.float16)  # the sum of 1e8s overflows float16, not float32
+    t = torch.tensor(0.5)
+    ref, got = F.mse_loss(x, t, reduction="sum"), LF.mse_loss(x, t, reduction="sum")
+    assert got.dtype == ref.dtype == torch.float32 and torch.isfinite(got)
+    torch.testing.assert_close(got, ref)
+    assert _outcome(F.smooth_l1_loss, X, TB, beta=0.0) is RuntimeError  # beta=0 is torch's l1_loss
+    assert _outcome(LF.smooth_l1_loss, X, TB, beta=0.0) is RuntimeError
+    e = torch.zeros(0, 0, dtype=torch.float64)
+    assert LF.multilabel_soft_margin_loss(e, e, reduction="sum").item() == 0.0  # torch: 0, not 0 * 1/0
+    assert F.multilabel_soft_margin_loss(e, e, reduction="sum").item() == 0.0
