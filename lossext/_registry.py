@@ -18,7 +18,6 @@ A loss adds one `LossSpec` row; this module derives the fake kernels, `setup_con
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -26,6 +25,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ._C_loader import _C  # noqa: F401  (registers the ops)
+from ._double_backward import _nested_grad_levels, _no_double_backward
 
 _ops = torch.ops.lossext
 _below = torch._C._AutoDispatchBelowAutograd
@@ -51,6 +51,10 @@ class LossSpec:
     # float32, as torch's autocast lists do for its losses), None (inputs stay as they are), or
     # "banned" (autocast raises, as torch's binary_cross_entropy on CUDA).
     autocast: tuple = ("fp32", "fp32")
+    # Whether the forward writes the gradients in the same pass when an operand is float16. The
+    # pointwise host does not (csrc/ops/host.cpp: a float16 gradient rounded before grad_output
+    # multiplies it breaks loss scaling); the row-wise ops do.
+    forward_grads_fp16: bool = False
 
 
 SPECS: dict = {}
@@ -87,6 +91,12 @@ def _promoted(ts):
     else:
         r = dim
     return r if (r.is_floating_point or r.is_complex) else torch.get_default_dtype()
+
+
+def _forward_writes_grads(spec, values) -> bool:
+    """Whether a reduced forward computes the gradients its grad_mask asks for (see LossSpec)."""
+    return spec.forward_grads_fp16 or not any(isinstance(v, torch.Tensor) and v.dtype == torch.float16
+                                              for v in values)
 
 
 def _broadcast_loss(spec, a):
@@ -131,12 +141,13 @@ def _make_fake_forward(spec, op):
             loss = x.new_empty((), dtype=spec.loss_dtype(a) if spec.loss_dtype else _promoted([v[n] for n in names]))
         bshape = _bshape(spec, a)
         grads = []
+        writes = red != 0 and _forward_writes_grads(spec, a.values())
         for n, m in zip(spec.diff, mask):
             t = a[n]
             if t is None:  # an absent optional operand (weight, a float var): "not computed"
                 grads.append(x.new_empty((0,)))
             else:
-                grads.append(_grad_like(t, bshape) if (red != 0 and m) else t.new_empty((0,)))
+                grads.append(_grad_like(t, bshape) if (writes and m) else t.new_empty((0,)))
         aux = list(spec.aux(a)) if spec.aux else []
         return (loss, *grads, *aux)
 
@@ -187,19 +198,17 @@ def _may_scale_in_place(grad_output: torch.Tensor, grads) -> bool:
             and all(type(g) is torch.Tensor and g.device == grad_output.device for g in grads))
 
 
-def _below_unless_create_graph():
-    """For the ops a backward calls: straight to the kernels (the autograd fallback of an op without
-    autograd costs microseconds), except under create_graph=True, where that fallback is what
-    reports that lossext has no double backward."""
-    return contextlib.nullcontext() if torch.is_grad_enabled() else _below()
-
-
 def _make_autograd(spec, op, bwd):
     arg_names = [a.name for a in op._schema.arguments]
     diff_pos = tuple(arg_names.index(n) for n in spec.diff)
     n_diff = len(spec.diff)
     n_args = len(arg_names)
 
+    # Tensor arguments without a lossext gradient (bce_with_logits' weight and pos_weight, class
+    # weights, index targets): one that requires grad raises torch's own error in the forward, as
+    # torch's non-differentiable arguments do, instead of silently getting no gradient.
+    fixed_pos = tuple(i for i, a in enumerate(op._schema.arguments)
+                      if a.name not in spec.diff and str(a.type) in ("Tensor", "Optional[Tensor]"))
     red_pos = arg_names.index("reduction")
     assert arg_names[-1] == "grad_mask", f"lossext::{spec.name}: grad_mask must be the last argument"
 
@@ -208,9 +217,16 @@ def _make_autograd(spec, op, bwd):
         ctx.plan = (positions of the arguments that need a gradient, None) when the forward wrote
         those gradients (the backward scales them), else (positions, recompute state)."""
         nig = ctx.needs_input_grad
+        if _nested_grad_levels():
+            ctx.nested = True
+        for p in fixed_pos:
+            if nig[p]:
+                raise RuntimeError(f"The function '{spec.name}' is not differentiable with respect to argument "
+                                   f"'{arg_names[p]}'. This input cannot have requires_grad True.")
         pos = tuple(p for p in diff_pos if nig[p])
         mask = inputs[-1]
-        if inputs[red_pos] != 0 and all(mask[i] for i, p in enumerate(diff_pos) if nig[p]):
+        if (inputs[red_pos] != 0 and all(mask[i] for i, p in enumerate(diff_pos) if nig[p])
+                and _forward_writes_grads(spec, inputs)):
             ctx.plan = (pos, None)
             ctx.save_for_backward(*[output[1 + i] for i, p in enumerate(diff_pos) if nig[p]])
         else:
@@ -243,24 +259,24 @@ def _make_autograd(spec, op, bwd):
                         _ops.scale_grad_(g, grad_loss)
                         result[p] = g
             else:
-                with _below_unless_create_graph():
+                with _below():
                     for p, g in zip(pos, saved):
                         result[p] = _ops.scale_grad(g, grad_loss)
-            return tuple(result)
+            return tuple(_no_double_backward(spec.name, result, getattr(ctx, 'nested', False)))
         tensor_pos, args, needs = state
         args = list(args)
         for i, p in enumerate(tensor_pos):
             args[p] = saved[i]
         aux = saved[len(tensor_pos):]
         # args = forward args; drop the trailing grad_mask, append aux and the backward's mask.
-        with _below_unless_create_graph():
+        with _below():
             grads = bwd(grad_loss, *args[:-1], *aux, needs)
         if isinstance(grads, torch.Tensor):  # a single differentiable argument
             grads = (grads,)
         for p, nd, g in zip(diff_pos, needs, grads):
             if nd:
                 result[p] = g
-        return tuple(result)
+        return tuple(_no_double_backward(spec.name, result, getattr(ctx, 'nested', False)))
 
     return setup_context, backward, save
 

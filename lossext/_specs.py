@@ -14,7 +14,7 @@ def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
             scalar_loss = len(torch.broadcast_shapes(x.shape, t.shape)) == 0
             if w.dim() > 0 or scalar_loss or (mean_over_weight_sum and a["reduction"] == 1):
                 dt = torch.promote_types(dt, w.dtype)
-        return dt
+        return dt if dt.is_floating_point else torch.get_default_dtype()  # integer operands (as the host)
     return dtype
 
 
@@ -61,7 +61,8 @@ def _cross_entropy_aux(a):
 
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
-             operands=("input", "target", "weight", "pos_weight")),
+             operands=("input", "target", "weight", "pos_weight"),
+             loss_dtype=lambda a: a["target"].dtype),  # torch's loss is written into the target's dtype
     LossSpec("l1_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
              loss_dtype=_pair_loss_dtype(False, True)),
     LossSpec("mse_loss", diff=("input", "target", "weight"), operands=("input", "target", "weight"),
@@ -80,8 +81,9 @@ SPECS = [
              views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
     LossSpec("kl_div", diff=("input", "target")),
     LossSpec("cross_entropy", diff=("input", "target"), none_loss=_rowwise_none_loss, aux=_cross_entropy_aux,
-             operands=("input", "target", "weight")),
-    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight")),
+             operands=("input", "target", "weight"), forward_grads_fp16=True),
+    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
+             forward_grads_fp16=True),
 ]
 
 

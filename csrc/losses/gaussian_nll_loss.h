@@ -21,16 +21,16 @@ struct GaussianNLLOp {
   explicit C10_HOST_DEVICE GaussianNLLOp(const double* p) : var_scale(p[0]), eps(p[1]), constant(p[2]) {}
   template <class V>
   C10_HOST_DEVICE V operator()(const V (&in)[3], V (&g)[3]) const {
-    const V half(0.5), one(1);
+    const V half(0.5);
     const V c = vm::max(in[2] * V(var_scale), V(eps));
-    const V ic = one / c;
+    // Divisions, not products with 1 / c: 1 / c overflows for a subnormal c (var = 1e-39, eps = 0)
+    // where torch's (x - t) / c and (x - t)^2 / c stay finite.
     const V d = in[0] - in[1];
-    const V gx = d * ic;
+    const V gx = d / c;
     const V q = d * gx;  // (x - t)^2 / c
     g[0] = gx;
     g[1] = V(0) - gx;
-    const V hic = half * ic;
-    g[2] = hic - q * hic;  // as torch's log and div backward add up (inf - inf = NaN at c = 0)
+    g[2] = half / c - (half * q) / c;  // as torch's log and div backward add up (inf - inf = NaN at c = 0)
     return half * (vm::log(c) + q) + V(constant);
   }
 };

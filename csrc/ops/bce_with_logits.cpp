@@ -28,7 +28,11 @@ PointwiseCall binary_cross_entropy_with_logits_call(const Tensor& input, const T
           .stub = &bce_with_logits_stub,
           .inputs = {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
           .n_grads = 2,
-          .reduction = to_reduction(reduction, kOp)};
+          .reduction = to_reduction(reduction, kOp),
+          .params = {pos_weight.has_value() ? 1.0 : 0.0},
+          // torch: (1 - target).mul_(input).sub_(...) keeps the target's dtype, whatever the others'.
+          .loss_dtype = is_loss_dtype(target.scalar_type()) ? c10::make_optional(target.scalar_type())
+                                                            : c10::nullopt};
 }
 
 }  // namespace lossext::ops

@@ -16,12 +16,13 @@ constexpr const char* kOp = "binary_cross_entropy";
 // applied in the input's dtype (torch multiplies it into the input-dtype loss in place).
 PointwiseCall binary_cross_entropy_call(const Tensor& input, const Tensor& target, const OptTensor& weight_opt,
                                         int64_t reduction) {
-  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
-                              input.scalar_type());
   TORCH_CHECK_VALUE(input.sizes() == target.sizes(), kOp, ": target size ", shape_str(target.sizes()),
                     " must be the same as input size ", shape_str(input.sizes()));
+  // torch checks the dtypes match first (RuntimeError), then finds no integer kernel.
   TORCH_CHECK(target.scalar_type() == input.scalar_type(), kOp, ": expected target of dtype ", input.scalar_type(),
               " (the input's), but got ", target.scalar_type());
+  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(input.scalar_type()), kOp, ": not implemented for input dtype ",
+                              input.scalar_type());
   Tensor weight = weight_opt.value_or(Tensor());
   if (weight.defined()) {
     check_broadcasts_to(kOp, "weight", weight, input.sizes());

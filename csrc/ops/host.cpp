@@ -39,6 +39,11 @@ void check_broadcasts_to(const char* op, const char* name, const at::Tensor& t, 
 
 void check_floating(const char* op, const char* name, const at::Tensor& t) {
   const auto st = t.scalar_type();
+  // torch's kernels have no integer or complex instance for the input ("not implemented for
+  // 'Long'"): NotImplementedError; other operands fail its dtype checks (RuntimeError).
+  TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(st) || std::string(name) != "input", op,
+                              ": not implemented for input dtype ", st,
+                              "; expected a floating dtype (float16, bfloat16, float32 or float64)");
   TORCH_CHECK(is_loss_dtype(st), op,
               ": expected ", name, " to have a floating dtype (float16, bfloat16, float32 or float64), but got ",
               st);
@@ -156,7 +161,8 @@ void fill_geometry(PointwiseArgs& a, const std::vector<int64_t>& shape,
 struct Prepared {
   std::vector<at::Tensor> in;  // converted to the common dtype, undefined where absent
   std::vector<int64_t> shape;
-  at::ScalarType dtype;
+  at::ScalarType dtype;         // the computation's
+  at::ScalarType result_dtype;  // torch's result type: the loss's
   int64_t numel;
 };
 
@@ -181,6 +187,18 @@ Prepared prepare(const PointwiseCall& call) {
     if (t.defined()) defined.push_back(t);
   p.dtype = at::native::result_type(defined);
   if (!at::isFloatingType(p.dtype)) p.dtype = c10::typeMetaToScalarType(c10::get_default_dtype());
+  p.result_dtype = p.dtype;
+  // A loss dtype wider than the result type (the pair losses' promoted dtype, a 0-d float32 target
+  // beside a float16 input): computed in it, so the sum does not overflow the narrower one.
+  if (call.loss_dtype && at::isFloatingType(*call.loss_dtype)) p.dtype = c10::promoteTypes(p.dtype, *call.loss_dtype);
+  // A 0-d operand wider than the result type (float64 beside float16) whose gradient is wanted:
+  // torch returns that gradient at the operand's precision, so compute in the wider dtype (the
+  // loss is rounded to the result type once, at the end).
+  for (int k = 0; k < call.n_grads && k < int(call.grad_mask.size()); ++k) {
+    const auto& t = call.inputs[k];
+    if (call.grad_mask[k] && t.defined() && at::isFloatingType(t.scalar_type()))
+      p.dtype = c10::promoteTypes(p.dtype, t.scalar_type());
+  }
   p.numel = 1;
   for (auto s : p.shape) p.numel *= s;
   for (const auto& t : call.inputs) p.in.push_back(t.defined() && t.scalar_type() != p.dtype ? t.to(p.dtype) : t);
@@ -245,6 +263,10 @@ std::vector<at::Tensor> finish_grads(const PointwiseCall& call, const Prepared& 
   return grads;
 }
 
+bool any_half(const std::vector<at::Tensor>& ts) {
+  return std::any_of(ts.begin(), ts.end(), [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kHalf; });
+}
+
 }  // namespace
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
@@ -260,14 +282,21 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
     loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options()));
   } else {
     loss = at::empty({}, p.in[0].options().dtype(p.dtype));
-    for (int k = 0; k < call.n_grads; ++k)
-      if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
+    // A float16 gradient written here would be rounded (scaled by 1/N) before grad_output multiplies
+    // it: under loss scaling it overflows or underflows where torch's does not. So with a float16
+    // operand the forward writes none, and the backward computes grad_output * scale * g in float
+    // and rounds once (lossext/_registry.py: LossSpec.forward_grads_fp16 says the same for fakes).
+    if (!any_half(call.inputs))
+      for (int k = 0; k < call.n_grads; ++k)
+        if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);
   }
   // Row sums write through `loss` viewed with a trailing size-1 dimension (stride 0 once broadcast).
   const bool rows = !reduce && call.row_sum;
   std::vector<at::Tensor> outs = reduce ? grads : std::vector<at::Tensor>{rows ? loss.unsqueeze(-1) : loss};
   const PwMode mode = reduce ? PwMode::kForwardReduce : (rows ? PwMode::kForwardRows : PwMode::kForwardNone);
   run(call, p, mode, p.in, outs, reduce ? loss.data_ptr() : nullptr, reduce_scale(call, p.numel));
+  const at::ScalarType loss_dtype = call.loss_dtype.value_or(p.result_dtype);
+  if (loss.scalar_type() != loss_dtype) loss = loss.to(loss_dtype);
   std::vector<at::Tensor> result{loss};
   for (auto& g : finish_grads(call, p, grads)) result.push_back(g);
   return result;

@@ -21,6 +21,8 @@ PointwiseCall kl_div_call(const Tensor& input, const Tensor& target, int64_t red
   const Reduction red = to_reduction(reduction, kOp);
   TORCH_CHECK(!at::isIntegralType(input.scalar_type(), true) && !at::isIntegralType(target.scalar_type(), true),
               kOp, ": Integral inputs not supported.");
+  TORCH_CHECK(!at::isComplexType(input.scalar_type()) && !at::isComplexType(target.scalar_type()), kOp,
+              ": Complex inputs not supported.");  // torch's type and text (not check_floating's)
   const double batch = batch_divide && input.dim() > 0 ? static_cast<double>(input.size(0)) : 1.0;
   c10::optional<double> scale;
   if (red == Reduction::Sum && batch != 1.0) scale = 1.0 / batch;

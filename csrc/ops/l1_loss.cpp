@@ -12,7 +12,8 @@ namespace lossext::ops {
 
 PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                           int64_t reduction) {
-  static const PairLossInfo info{.op = "l1_loss", .stub = &l1_loss_stub, .mean_over_weight_sum = true};
+  static const PairLossInfo info{.op = "l1_loss", .stub = &l1_loss_stub, .mean_over_weight_sum = true,
+                                  .int_input_ok = true, .int_pair_not_implemented = false, .bool_target_ok = false};
   return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction};
 }
 

@@ -12,7 +12,8 @@ namespace lossext::ops {
 
 PairLossCall mse_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                            int64_t reduction) {
-  static const PairLossInfo info{.op = "mse_loss", .stub = &mse_loss_stub, .mean_over_weight_sum = true};
+  static const PairLossInfo info{.op = "mse_loss", .stub = &mse_loss_stub, .mean_over_weight_sum = true,
+                                  .int_input_ok = true};
   return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction};
 }
 

@@ -36,14 +36,17 @@ PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor
   }
   const Reduction red = to_reduction(reduction, kOp);
   // Per sample: the class mean (1/C; C = 0 gives NaN, as torch's 0/0). 'mean' then divides the
-  // total by N: 1/(N C) = the driver's default 1/numel.
+  // total by N: 1/(N C) = the driver's default 1/numel. No samples at all: torch's sum is 0 (not
+  // 0 * 1/0).
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < input.dim(); ++d) rows *= input.size(d);
+  const double class_scale = rows == 0 ? 1.0 : 1.0 / static_cast<double>(input.size(-1));
   return {.op = kOp,
           .stub = &multilabel_soft_margin_loss_stub,
           .inputs = {input, as_operand(target, input), weight},
           .n_grads = 2,
           .reduction = red,
-          .scale_override = red != Reduction::Mean ? c10::optional<double>(1.0 / static_cast<double>(input.size(-1)))
-                                                   : c10::nullopt,
+          .scale_override = red != Reduction::Mean ? c10::optional<double>(class_scale) : c10::nullopt,
           .row_sum = red == Reduction::None};
 }
 

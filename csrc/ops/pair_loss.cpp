@@ -3,6 +3,7 @@
 #include <lossext/pair_loss.h>
 #include <lossext/pair_loss_host.h>
 
+#include <c10/core/DefaultDtype.h>
 #include <c10/core/ScalarType.h>
 
 #include <cmath>
@@ -18,14 +19,39 @@ struct Plan {
   int n_grads;                 // 3 with a weight, else 2
 };
 
+bool integral(const at::Tensor& t) { return at::isIntegralType(t.scalar_type(), /*includeBool=*/true); }
+
+// torch's dtype rules for integer, bool and complex operands (see PairLossInfo).
+void check_dtypes(const PairLossCall& c) {
+  const char* op = c.info->op;
+  for (const at::Tensor* t : {&c.input, &c.target, &c.weight})
+    TORCH_CHECK_NOT_IMPLEMENTED(!t->defined() || !at::isComplexType(t->scalar_type()), op,
+                                ": complex inputs are not supported (got ", t->scalar_type(), ")");
+  const bool ix = integral(c.input), it = integral(c.target);
+  // With a floating weight torch's l1/mse composites compute `loss * weight` in the weight's dtype.
+  const bool float_weight = c.weight.defined() && !integral(c.weight) && c.info->mean_over_weight_sum;
+  if (ix && it && !float_weight) {
+    TORCH_CHECK_NOT_IMPLEMENTED(!c.info->int_pair_not_implemented, op, ": not implemented for integer input ",
+                                c.input.scalar_type(), " and target ", c.target.scalar_type());
+    TORCH_CHECK(false, op, ": integer input ", c.input.scalar_type(), " and target ", c.target.scalar_type(),
+                " are not supported (torch: the result type cannot be inferred or cast)");
+  }
+  TORCH_CHECK(!ix || it || c.info->int_input_ok, op, ": result type ", c.target.scalar_type(),
+              " can't be cast to the desired output type ", c.input.scalar_type());
+  // A weighted l1/mse is torch's composite, whose `input - target` rejects a bool target too.
+  const bool bool_ok = c.info->bool_target_ok && !(c.weight.defined() && c.info->mean_over_weight_sum);
+  TORCH_CHECK(bool_ok || c.target.scalar_type() != at::kBool, op,
+              ": a bool target is not supported (torch: subtraction with a bool tensor is not supported)");
+  if (!ix) check_floating(op, "input", c.input);
+  if (!it) check_floating(op, "target", c.target);
+}
+
 Plan make_plan(const PairLossCall& c) {
   const char* op = c.info->op;
   Plan p;
   p.reduction = to_reduction(c.reduction, op);
   TORCH_CHECK(c.input.defined() && c.target.defined(), op, ": input and target must be tensors");
-  check_floating(op, "input", c.input);
-  check_floating(op, "target", c.target);
-  if (c.weight.defined()) check_floating(op, "weight", c.weight);
+  check_dtypes(c);
   check_same_device(op, c.input, {&c.target, &c.weight});
   p.shape = broadcast_shape(op, {c.input, c.target}, {"input", "target"});
   TORCH_CHECK(!c.info->target_within_input || c.input.sizes().equals(p.shape), op, ": target of shape ",
@@ -41,7 +67,7 @@ Plan make_plan(const PairLossCall& c) {
   // 0-d input) does not promote a loss that has dimensions; the 0-d sums of the mean do promote.
   if (c.weight.defined() && (c.weight.dim() > 0 || p.shape.empty() || p.weighted_mean))
     dt = c10::promoteTypes(dt, c.weight.scalar_type());
-  p.loss_dtype = dt;
+  p.loss_dtype = at::isFloatingType(dt) ? dt : c10::typeMetaToScalarType(c10::get_default_dtype());
   p.n_grads = c.weight.defined() ? 3 : 2;
   return p;
 }
@@ -60,7 +86,9 @@ PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, con
                      .inputs = {c.input, c.target, c.weight, norm, loss},
                      .n_grads = p.n_grads,
                      .reduction = red,
-                     .grad_mask = std::move(mask)};
+                     .grad_mask = std::move(mask),
+                     .integral_ok = true,  // check_dtypes has applied torch's rules
+                     .loss_dtype = p.loss_dtype};
   const int64_t nb = numel_of(p.shape);
   const PairMode mode = norm.defined() ? PairMode::kWeightedMean
                         : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;

@@ -12,7 +12,10 @@ namespace lossext::ops {
 
 PairLossCall smooth_l1_loss_call(const Tensor& input, const Tensor& target, int64_t reduction, double beta) {
   TORCH_CHECK(beta >= 0, "smooth_l1_loss does not support negative values for beta (got ", beta, ")");
-  static const PairLossInfo info{.op = "smooth_l1_loss", .stub = &smooth_l1_loss_stub};
+  // torch's beta == 0 is l1_loss, whose `input - target` rejects a bool target.
+  TORCH_CHECK(beta != 0 || target.scalar_type() != at::kBool,
+              "smooth_l1_loss: a bool target is not supported with beta=0 (torch: subtraction with a bool tensor)");
+  static const PairLossInfo info{.op = "smooth_l1_loss", .stub = &smooth_l1_loss_stub, .int_input_ok = true};
   return {.info = &info, .input = input, .target = target, .reduction = reduction, .params = {beta}};
 }
 

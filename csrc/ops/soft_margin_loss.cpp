@@ -12,7 +12,8 @@ namespace lossext::ops {
 
 PairLossCall soft_margin_loss_call(const Tensor& input, const Tensor& target, int64_t reduction) {
   static const PairLossInfo info{
-      .op = "soft_margin_loss", .stub = &soft_margin_loss_stub, .loss_in_input_dtype = true, .target_within_input = true};
+      .op = "soft_margin_loss", .stub = &soft_margin_loss_stub, .loss_in_input_dtype = true, .target_within_input = true,
+      .int_pair_not_implemented = false};
   return {.info = &info, .input = input, .target = target, .reduction = reduction};
 }
 

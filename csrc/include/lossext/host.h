@@ -17,7 +17,8 @@ namespace lossext {
 // "[2, 3]"
 std::string shape_str(at::IntArrayRef sizes);
 
-// RuntimeError unless `t` has a floating dtype lossext computes in (float16/bfloat16/32/64).
+// Unless `t` has a floating dtype lossext computes in (float16/bfloat16/32/64): NotImplementedError
+// for `name` "input" (as torch's kernels), else RuntimeError.
 void check_floating(const char* op, const char* name, const at::Tensor& t);
 // RuntimeError unless every defined tensor lives on the device of `ref`.
 void check_same_device(const char* op, const at::Tensor& ref, std::initializer_list<const at::Tensor*> others);
@@ -36,7 +37,9 @@ at::Tensor not_computed(const at::Tensor& like);
 // weight). They broadcast to one shape. The first `n_grads` operands are differentiable.
 //   forward, reduction None:       returns {loss (broadcast shape), empty...}
 //   forward, reduction Mean/Sum:   returns {loss (0-d), grad_k...}; grad_k is computed in the same
-//                                  pass where grad_mask[k] is set, scaled by the reduction, else empty
+//                                  pass where grad_mask[k] is set, scaled by the reduction, else empty;
+//                                  always empty when an operand is float16 (the backward then applies
+//                                  grad_output in float before rounding: loss scaling stays exact)
 //   backward (grad_output given):  returns {grad_k...} = grad_output * d loss / d input_k (masked)
 // `scale` multiplies the summed loss in Mean/Sum modes (1/numel for mean, 1 for sum) unless
 // `scale_override` is given (kl_div's batchmean); an override also scales row sums (below) and the
@@ -60,6 +63,9 @@ struct PointwiseCall {
   c10::optional<double> scale_override;
   bool integral_ok = false;
   bool row_sum = false;
+  // The dtype of the returned loss where it is not the computation dtype (bce_with_logits: torch's
+  // composite writes its loss into a tensor of the target's dtype).
+  c10::optional<at::ScalarType> loss_dtype;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);

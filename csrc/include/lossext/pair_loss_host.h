@@ -8,7 +8,9 @@
 //  - the loss dtype is the promoted dtype, or the input's for huber/soft_margin (the ATen kernels
 //    write into a tensor like the input), then promoted with a weight as torch's `loss * weight`
 //    does (a 0-d weight of a 0-d input does not take part unless the loss is 0-d too);
-//  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen).
+//  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen);
+//  - integer/bool targets (and, per loss, inputs) are promoted as torch does; complex operands
+//    raise NotImplementedError (torch's l1 and soft_margin compute them: a documented deviation).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -27,6 +29,11 @@ struct PairLossInfo {
   bool mean_over_weight_sum = false;  // l1, mse: weighted mean = sum(w f) / sum(w)
   bool loss_in_input_dtype = false;   // huber, soft_margin
   bool target_within_input = false;   // soft_margin: broadcasting may not enlarge the input
+  // Integer and bool operands, as torch (they are promoted with torch.result_type's dtype):
+  bool int_input_ok = false;              // l1, mse, smooth_l1: integer input, floating target
+  bool int_pair_not_implemented = true;   // both integer: NotImplementedError (no integer kernel),
+                                          // else RuntimeError (l1, soft_margin)
+  bool bool_target_ok = true;             // l1: torch's `input - target` rejects a bool target
 };
 
 struct PairLossCall {

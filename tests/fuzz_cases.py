@@ -1,0 +1,337 @@
+"""Case generators of tests/test_fuzz.py: one per loss (a new loss adds one), and the explicit list
+of documented deviations from torch."""
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+REDUCTIONS = ["none", "mean", "sum"]
+EXTREMES = [1e4, -1e4, math.inf, -math.inf, math.nan, 0.0]
+
+
+@dataclass
+class Case:
+    name: str
+    args: list
+    kwargs: dict
+    arg_names: tuple
+    diff: tuple              # arguments whose gradients are compared (both libraries offer them)
+    dtype: torch.dtype
+    grad_output: float = 1.0
+    notes: list = field(default_factory=list)  # what was drawn: layout, extremes, bad arguments
+
+    def describe(self) -> str:
+        shapes = [tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in self.args]
+        kw = {k: (f"{tuple(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor) else v) for k, v in self.kwargs.items()}
+        return f"{self.name} {self.dtype} {shapes} {kw} go={self.grad_output} {' '.join(self.notes)}"
+
+
+# ---- tensors -----------------------------------------------------------------------------------------
+def shape(rng: random.Random, min_dim=0, max_dim=4):
+    return tuple(rng.choice([0, 1, 1, 2, 3, 3, 5]) if rng.random() < 0.9 else rng.choice([1, 7])
+                 for _ in range(rng.randint(min_dim, max_dim)))
+
+
+def layout(rng: random.Random, values: Callable, shp, dtype, notes):
+    """A tensor of shape `shp` with values from `values(shape)` (float64), in a random layout."""
+    kind = rng.choice(["contiguous", "contiguous", "transposed", "expanded", "sliced", "channels_last"])
+    if kind == "transposed" and len(shp) >= 2:
+        t = values(shp[:-2] + (shp[-1], shp[-2])).transpose(-1, -2)
+    elif kind == "expanded" and any(s > 1 for s in shp):
+        d = rng.choice([i for i, s in enumerate(shp) if s > 1])
+        t = values(shp[:d] + (1,) + shp[d + 1:]).expand(shp)
+    elif kind == "sliced" and len(shp) >= 1:
+        t = values(shp[:-1] + (2 * shp[-1],))[..., ::2]
+    elif kind == "channels_last" and len(shp) == 4:
+        t = values(shp).contiguous(memory_format=torch.channels_last)
+    else:
+        t, kind = values(shp), "contiguous"
+    if kind != "contiguous":
+        notes.append(kind)
+    return t.to(dtype) if dtype.is_floating_point else t
+
+
+def real(rng, scale=None, extremes=EXTREMES, p=0.15):
+    """values(shape): normal * scale with some elements set to extremes."""
+    scale = scale if scale is not None else rng.choice([1.0, 1.0, 3.0, 50.0])
+    seed = rng.getrandbits(31)
+
+    def values(shp):
+        g = torch.Generator().manual_seed(seed)
+        t = torch.randn(shp, generator=g, dtype=torch.float64) * scale
+        if p and t.numel() and rng.random() < 0.3:
+            m = torch.rand(shp, generator=g) < p
+            t[m] = torch.tensor(extremes, dtype=torch.float64)[torch.randint(0, len(extremes), (int(m.sum()),), generator=g)]
+        return t
+    return values
+
+
+def unit(rng, p=0.15):
+    """values in [0, 1] with exact 0s and 1s."""
+    base = real(rng, 1.0, [0.0, 1.0], p)
+    return lambda shp: torch.sigmoid(base(shp) * 2)
+
+
+def positive(rng, lo=1e-3, extremes=(0.0, 1e4, math.inf)):
+    base = real(rng, 1.0, list(extremes), 0.1)
+    return lambda shp: base(shp).abs() + lo
+
+
+def weights(rng):
+    return positive(rng, 0.0, (0.0, 1e4))  # an infinite weight only tests 0 * inf
+
+
+def common(rng, name, arg_names, diff):
+    dtype = rng.choice(DTYPES)
+    return Case(name, [], {}, arg_names, diff, dtype, grad_output=rng.choice([1.0, 1.0, 0.5, -2.0, 0.0]))
+
+
+def reduction(rng, case, choices=REDUCTIONS):
+    case.kwargs["reduction"] = rng.choice(choices) if rng.random() < 0.97 else "avg"  # a bad one sometimes
+
+
+def maybe_bad_dtype(rng, case, k=1):
+    """Sometimes one operand's dtype is integer, bool or complex (one bad argument per case: which of
+    two errors is reported first is not compared)."""
+    if rng.random() < 0.08 and len(case.args) > k and case.kwargs.get("reduction") != "avg":
+        bad = rng.choice([torch.int64, torch.bool, torch.complex64, torch.int32])
+        t = case.args[k]
+        case.args[k] = (t.real if t.is_complex() else t).round().to(bad) if bad != torch.bool else t > 0
+        case.notes.append(f"arg{k}:{bad}")
+
+
+def pair_inputs(rng, case, x_values, t_values, broadcast=True):
+    shp = shape(rng)
+    case.args.append(layout(rng, x_values, shp, case.dtype, case.notes))
+    tshp = shp
+    if broadcast and rng.random() < 0.15 and shp:
+        tshp = tuple(1 if rng.random() < 0.5 else s for s in shp)[rng.randint(0, len(shp)):]  # a broadcast target
+        case.notes.append("broadcast")
+    tdt = case.dtype if rng.random() < 0.85 else rng.choice(DTYPES)
+    case.args.append(layout(rng, t_values, tshp, tdt, case.notes))
+    return shp
+
+
+# ---- one generator per loss ----------------------------------------------------------------------------
+def _pair(name, weight=False, extra=None):
+    def gen(rng):
+        case = common(rng, name, ("input", "target"), ("input", "target"))
+        if name == "soft_margin_loss":  # torch: target not differentiable (README)
+            case.diff = ("input",)
+            shp = pair_inputs(rng, case, real(rng), lambda s: torch.randint(0, 2, s).double() * 2 - 1)
+        else:
+            shp = pair_inputs(rng, case, real(rng), real(rng))
+        if rng.random() < 0.1:  # an integer target, promoted as torch
+            case.args[1] = case.args[1].nan_to_num(0, 0, 0).clamp(-100, 100).round().to(torch.int64)
+            case.notes.append("int target")
+        reduction(rng, case)
+        if weight and rng.random() < 0.4:
+            case.kwargs["weight"] = layout(rng, weights(rng), shp, case.dtype, case.notes)
+            case.diff = case.diff + ("weight",)
+        if extra:
+            extra(rng, case)
+        maybe_bad_dtype(rng, case)
+        return case
+    return gen
+
+
+def _bce_with_logits(rng):
+    case = common(rng, "binary_cross_entropy_with_logits", ("input", "target"), ("input", "target"))
+    shp = pair_inputs(rng, case, real(rng), unit(rng), broadcast=False)
+    reduction(rng, case)
+    for w in ("weight", "pos_weight"):
+        if rng.random() < 0.3:
+            wshp = shp[rng.randint(0, len(shp)):] if shp else ()
+            case.kwargs[w] = layout(rng, weights(rng), wshp, case.dtype, case.notes)
+    maybe_bad_dtype(rng, case)
+    return case
+
+
+def _bce(rng):
+    case = common(rng, "binary_cross_entropy", ("input", "target"), ("input", "target"))
+    shp = shape(rng)
+    case.args.append(layout(rng, unit(rng), shp, case.dtype, case.notes))
+    case.args.append(layout(rng, unit(rng), shp, case.dtype, case.notes))
+    if rng.random() < 0.05:
+        case.args[0] = case.args[0] * 2  # out of [0, 1]: torch raises on the CPU
+        case.notes.append("out of range")
+    reduction(rng, case)
+    if rng.random() < 0.3:
+        case.kwargs["weight"] = layout(rng, weights(rng), shp[rng.randint(0, len(shp)):] if shp else (),
+                                       case.dtype, case.notes)
+    maybe_bad_dtype(rng, case)
+    return case
+
+
+def _poisson(rng):
+    case = common(rng, "poisson_nll_loss", ("input", "target"), ("input", "target"))
+    log_input = rng.random() < 0.6
+    pair_inputs(rng, case, real(rng) if log_input else positive(rng, 0.0), positive(rng, 0.0))
+    case.kwargs.update(log_input=log_input, full=rng.random() < 0.3, eps=rng.choice([1e-8, 1e-3]))
+    reduction(rng, case)
+    return case
+
+
+def _gaussian(rng):
+    case = common(rng, "gaussian_nll_loss", ("input", "target", "var"), ("input", "target", "var"))
+    shp = pair_inputs(rng, case, real(rng), real(rng), broadcast=False)
+    kind = rng.choice(["full", "full", "last1", "nolast", "float"])
+    if kind == "float":
+        case.args.append(rng.choice([0.5, 1.0, 2.0]))
+    else:
+        vshp = shp if kind == "full" or not shp else (shp[:-1] + (1,) if kind == "last1" else shp[:-1])
+        var = layout(rng, positive(rng), vshp, case.dtype, case.notes)
+        if rng.random() < 0.05 and var.numel():
+            var = var - 2 * var.flatten()[0]  # a negative entry: ValueError
+        case.args.append(var)
+    case.kwargs.update(full=rng.random() < 0.3, eps=rng.choice([1e-6, 1e-6, 0.0]))
+    reduction(rng, case)
+    return case
+
+
+def _kl_div(rng):
+    case = common(rng, "kl_div", ("input", "target"), ("input", "target"))
+    log_target = rng.random() < 0.4
+    pair_inputs(rng, case, real(rng), real(rng) if log_target else unit(rng))
+    reduction(rng, case, REDUCTIONS + ["batchmean"])
+    case.kwargs["log_target"] = log_target
+    return case
+
+
+def _multilabel(rng):
+    case = common(rng, "multilabel_soft_margin_loss", ("input", "target"), ("input",))
+    shp = shape(rng, 1, 2)
+    case.args.append(layout(rng, real(rng), shp, case.dtype, case.notes))
+    case.args.append(layout(rng, lambda s: (torch.rand(s) > 0.5).double(), shp, case.dtype, case.notes))
+    reduction(rng, case)
+    if rng.random() < 0.3:
+        case.kwargs["weight"] = layout(rng, weights(rng), shp[-1:], case.dtype, case.notes)
+    return case
+
+
+def _rowwise(name):
+    def gen(rng):
+        case = common(rng, name, ("input", "target"), ("input",))
+        n, c = rng.choice([0, 1, 2, 5]), rng.choice([1, 2, 5])
+        k = tuple(rng.choice([1, 2, 3]) for _ in range(rng.choice([0, 0, 1, 2])))
+        shp = (n, c) + k if rng.random() < 0.9 else (c,)
+        x = layout(rng, real(rng), shp, case.dtype, case.notes)
+        if rng.random() < 0.15:  # large logits: the precision of the softmax
+            x = x + 1e4
+            case.notes.append("logits+1e4")
+        case.args.append(torch.log_softmax(x.double(), 1 if len(shp) > 1 else 0).to(case.dtype) if name == "nll_loss" else x)
+        tshp = (shp[0],) + shp[2:] if len(shp) > 1 else ()
+        if name == "cross_entropy" and rng.random() < 0.3:  # probabilities
+            case.args.append(layout(rng, unit(rng, 0.0), shp, case.dtype, case.notes).softmax(1 if len(shp) > 1 else 0))
+            case.diff = ("input", "target")
+        else:
+            case.args.append(torch.randint(0, c, tshp, generator=torch.Generator().manual_seed(rng.getrandbits(31))))
+        if rng.random() < 0.3:
+            wshp = (c, 1) if len(shp) >= 3 and rng.random() < 0.3 else (c,)  # torch accepts (C, 1) for 3+ dims
+            case.kwargs["weight"] = layout(rng, weights(rng), wshp, case.dtype, case.notes)
+            if wshp == (c, 1):
+                case.notes.append("weight(C,1)")
+        if rng.random() < 0.3:
+            case.kwargs["ignore_index"] = rng.choice([0, -100, 1])
+        if name == "cross_entropy" and rng.random() < 0.3:
+            case.kwargs["label_smoothing"] = rng.choice([0.1, 0.5, 1.0])
+        reduction(rng, case)
+        return case
+    return gen
+
+
+GENERATORS = {
+    "binary_cross_entropy_with_logits": _bce_with_logits,
+    "binary_cross_entropy": _bce,
+    "l1_loss": _pair("l1_loss", weight=True),
+    "mse_loss": _pair("mse_loss", weight=True),
+    "huber_loss": _pair("huber_loss", weight=True,
+                        extra=lambda rng, c: c.kwargs.update(delta=rng.choice([0.5, 1.0, 3.0]))),
+    "smooth_l1_loss": _pair("smooth_l1_loss", extra=lambda rng, c: c.kwargs.update(beta=rng.choice([0.0, 0.5, 1.0]))),
+    "soft_margin_loss": _pair("soft_margin_loss"),
+    "poisson_nll_loss": _poisson,
+    "gaussian_nll_loss": _gaussian,
+    "kl_div": _kl_div,
+    "multilabel_soft_margin_loss": _multilabel,
+    "cross_entropy": _rowwise("cross_entropy"),
+    "nll_loss": _rowwise("nll_loss"),
+}
+
+
+# ---- documented deviations -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Deviation:
+    losses: tuple
+    reason: str
+    when: Callable  # (case, what differs) -> bool
+
+    def applies(self, case: Case, why: str) -> bool:
+        return case.name in self.losses and bool(self.when(case, why))
+
+
+def _has(case, note):
+    return any(note in n for n in case.notes)
+
+
+def _torch_nonfinite_lossext_finite(c, w):
+    m = re.search(r"lossext (\S+), torch (\S+), torch float64 (\S+)", w)
+    return bool(m) and math.isfinite(float(m.group(1))) and not math.isfinite(float(m.group(2)))
+
+
+def _unscaled_gradient_overflow(c, w):
+    m = re.search(r"grad \w+: at \d+: lossext (\S+), torch (\S+),", w)
+    return bool(m) and math.isinf(float(m.group(1))) and abs(float(m.group(2))) > 1e30
+
+
+DEVIATIONS = [
+    Deviation(("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "poisson_nll_loss",
+               "gaussian_nll_loss"),
+              "README: complex inputs raise NotImplementedError (torch computes)",
+              lambda c, w: _has(c, "complex") and "lossext NotImplementedError" in w),
+    Deviation(("huber_loss",), "README, where torch itself fails: huber_loss's backward with a target of "
+              "another dtype (torch: 'Found dtype Long but expected Float')",
+              lambda c, w: "torch RuntimeError (Found dtype" in w and "lossext computes" in w),
+    Deviation(("soft_margin_loss",), "README, numerically stable forms: softplus(-x y) is finite where "
+              "torch's log1p(exp(-x y)) overflows (even in float64)", _torch_nonfinite_lossext_finite),
+    Deviation(("soft_margin_loss",), "README, where torch itself fails: a bool target with an input that "
+              "requires grad (torch's backward negates the target)",
+              lambda c, w: "on a bool tensor" in w and "lossext computes" in w),
+    Deviation(("l1_loss", "mse_loss"), "README: a weighted half-type mean whose sum(weight) overflows the "
+              "half type is 0 here (each term divided by inf), NaN in torch (inf / inf)",
+              lambda c, w: "weight" in c.kwargs and c.kwargs["reduction"] == "mean" and "value:" in w
+              and c.kwargs["weight"].dtype in (torch.float16, torch.bfloat16)
+              and not math.isfinite(c.kwargs["weight"].sum().item())),
+    Deviation(("l1_loss", "mse_loss"), "README: a weighted float16/bfloat16 mean's d/dweight uses the loss "
+              "rounded to the half type (error about ulp(loss) / sum(weight))",
+              lambda c, w: "weight" in c.kwargs and c.kwargs["reduction"] == "mean" and "grad weight" in w
+              and c.kwargs["weight"].dtype in (torch.float16, torch.bfloat16)),
+    Deviation(tuple(GENERATORS), "README, half types compute in float: with grad_output 0, where an unscaled "
+              "gradient overflows (inf * 0 = NaN) depends on the precision of the math",
+              lambda c, w: c.grad_output == 0.0 and "grad" in w and "nan" in w),
+    Deviation(tuple(GENERATORS), "README: the gradient of a broadcast operand of an empty loss is 0 (an empty "
+              "sum); torch's kl_div(log_target=True) and poisson_nll_loss(full=True) give NaN",
+              lambda c, w: c.args[0].numel() == 0 and "grad target" in w and "torch nan" in w),
+    Deviation(tuple(GENERATORS), "README (remaining, issue 8 item 5): a broadcast operand's half-type gradient is "
+              "rounded per element before it is summed; per-element overflows of both signs give NaN",
+              lambda c, w: _has(c, "broadcast") and c.dtype in (torch.float16, torch.bfloat16)
+              and re.search(r"grad \w+: at \d+: lossext nan, torch -?inf", w) is not None),
+    # Row-wise losses: the row-wise rewrite (another engineer's work) fixes these.
+    Deviation(("cross_entropy", "nll_loss"), "issue 8 item 11, fixed by the row-wise work: empty strided inputs "
+              "hit 'could not lay out the input'", lambda c, w: "INTERNAL ASSERT FAILED" in w and "lossext" in w),
+    Deviation(("cross_entropy", "nll_loss"), "issue 8 item 10, fixed by the row-wise work: a (C, 1) weight of a "
+              "K-dim input raises", lambda c, w: _has(c, "weight(C,1)") and "torch computes, lossext" in w),
+    Deviation(("cross_entropy",), "issue 8 item 4, fixed by the row-wise work: precision at large logits",
+              lambda c, w: ("value:" in w or "grad input:" in w)
+              and c.args[0].double().nan_to_num(0, 0, 0).abs().max().item() >= 1e3 if c.args[0].numel() else False),
+    Deviation(("cross_entropy", "nll_loss"), "issue 8 item 5, fixed by the row-wise work: non-finite logits",
+              lambda c, w: re.search(r"(lossext|torch) (nan|inf|-inf),", w) is not None),
+    Deviation(tuple(GENERATORS), "README: a per-element gradient beyond the dtype's range before the "
+              "reduction's scale and grad_output multiply it is inf (torch scales first)",
+              _unscaled_gradient_overflow),
+]
