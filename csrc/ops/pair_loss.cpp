@@ -24,7 +24,8 @@ Plan make_plan(const PairLossCall& c) {
   p.reduction = to_reduction(c.reduction, op);
   TORCH_CHECK(c.input.defined() && c.target.defined(), op, ": input and target must be tensors");
   check_floating(op, "input", c.input);
-  check_floating(op, "target", c.target);
+  if (!(c.info->integral_target && at::isIntegralType(c.target.scalar_type(), /*includeBool=*/true)))
+    check_floating(op, "target", c.target);
   if (c.weight.defined()) check_floating(op, "weight", c.weight);
   check_same_device(op, c.input, {&c.target, &c.weight});
   p.shape = broadcast_shape(op, {c.input, c.target}, {"input", "target"});
@@ -60,7 +61,8 @@ PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, con
                      .inputs = {c.input, c.target, c.weight, norm, loss},
                      .n_grads = p.n_grads,
                      .reduction = red,
-                     .grad_mask = std::move(mask)};
+                     .grad_mask = std::move(mask),
+                     .integral_ok = c.info->integral_target};
   const int64_t nb = numel_of(p.shape);
   const PairMode mode = norm.defined() ? PairMode::kWeightedMean
                         : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;

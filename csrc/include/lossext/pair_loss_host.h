@@ -8,7 +8,8 @@
 //  - the loss dtype is the promoted dtype, or the input's for huber/soft_margin (the ATen kernels
 //    write into a tensor like the input), then promoted with a weight as torch's `loss * weight`
 //    does (a 0-d weight of a 0-d input does not take part unless the loss is 0-d too);
-//  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen).
+//  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen);
+//  - hinge_embedding's target may be an integer or bool tensor (converted to the math dtype).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -27,6 +28,7 @@ struct PairLossInfo {
   bool mean_over_weight_sum = false;  // l1, mse: weighted mean = sum(w f) / sum(w)
   bool loss_in_input_dtype = false;   // huber, soft_margin
   bool target_within_input = false;   // soft_margin: broadcasting may not enlarge the input
+  bool integral_target = false;       // hinge_embedding: integer/bool targets too (torch compares them)
 };
 
 struct PairLossCall {
