@@ -71,9 +71,9 @@ def test_margin_ranking_broadcasting(reduction, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_margin_ranking_strided_expanded(device):
     base = torch.randn(40, 30, device=device)
-    x1 = base.t()[1:, ::3]                                   # (29, 10), non-contiguous
-    x2 = torch.randn(10, device=device).expand(29, 10)       # stride 0
-    y = _signs((29, 20), torch.float32, device)[:, ::2]
+    x1 = base.t()[1:, ::3]                                   # (29, 14), non-contiguous
+    x2 = torch.randn(14, device=device).expand(29, 14)       # stride 0
+    y = _signs((29, 28), torch.float32, device)[:, ::2]
     for red in REDUCTIONS:
         _mr(x1, x2, y, red, 0.1)
     cl = torch.randn(2, 3, 4, 5, device=device).to(memory_format=torch.channels_last)
@@ -138,7 +138,7 @@ def test_margin_ranking_ties_and_nan_match_torch_exactly(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_margin_ranking_errors_match_torch(device):
-    t = lambda *s: torch.randn(*s, device=device)  # noqa: E731
+    t = lambda *s: torch.randn(s, device=device)  # noqa: E731
     cases = [
         ((t(3), t(1, 3), t(3)), RuntimeError),       # ranks differ: torch's functional refuses
         ((t(), t(3), t(3)), RuntimeError),
@@ -180,8 +180,8 @@ def test_hinge_broadcasting_strided(reduction, device):
         if reduction == "none":
             assert out.shape == torch.broadcast_shapes(xs, ts)
     x = (torch.randn(40, 30, device=device) * 2).t()[1:, ::3]
-    _he(x, _hinge_target((29, 1), torch.float32, device).expand(29, 10), reduction, 1.0)
-    _he(x, _hinge_target((10, 29), torch.float32, device).t(), reduction, 1.0)
+    _he(x, _hinge_target((29, 1), torch.float32, device).expand(29, 14), reduction, 1.0)
+    _he(x, _hinge_target((14, 29), torch.float32, device).t(), reduction, 1.0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
