@@ -36,10 +36,16 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
             run(n, x, torch.randn(shape, device=dev, dtype=dt), diff=(0, 1))
         run("poisson_nll_loss", x, p * 3, diff=(0, 1))
         run("gaussian_nll_loss", x, torch.randn(shape, device=dev, dtype=dt), p + 0.1, diff=(0, 1, 2))
+        y = torch.randint(-1, 3, shape, device=dev).to(dt)  # +-1 and both-term targets (0, 2)
+        run("margin_ranking_loss", x, torch.randn(shape, device=dev, dtype=dt), y, diff=(0, 1, 2), margin=0.2)
+        run("hinge_embedding_loss", x, y, margin=0.5)
     xs = torch.randn(40, 30, device=dev, dtype=dt).t()[1:, ::3]  # strided
     run("binary_cross_entropy_with_logits", xs, torch.rand(29, 14, device=dev, dtype=dt), diff=(0, 1),
         pos_weight=torch.rand(14, device=dev, dtype=dt))
     run("mse_loss", torch.randn(5, 1, device=dev, dtype=dt), torch.randn(5, 9, device=dev, dtype=dt), diff=(0, 1))
+    run("margin_ranking_loss", xs, torch.randn(29, 1, device=dev, dtype=dt), torch.ones(1, 14, device=dev, dtype=dt),
+        diff=(0, 1, 2))
+    run("hinge_embedding_loss", torch.randn(14, device=dev, dtype=dt), torch.randint(-1, 2, (29, 14), device=dev))
     for n, c in [(0, 5), (7, 3), (65, 1000), (3, 50257)]:
         logits = torch.randn(n, c, device=dev, dtype=dt)
         t = torch.randint(0, c, (n,), device=dev)

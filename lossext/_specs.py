@@ -84,6 +84,8 @@ SPECS = [
              operands=("input", "target", "weight"), forward_grads_fp16=True),
     LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
              forward_grads_fp16=True),
+    LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
+    LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
 
 

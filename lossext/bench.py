@@ -176,6 +176,24 @@ def _cases() -> List[Case]:
         return make
 
     add("kl_div", "{}x{} batchmean", kl, (64, 16), (16384, 1024), (262144, 1024))
+
+    def signs(n, device, g):
+        return torch.where(_rand((n,), device, torch.float32, g) > 0.5, 1.0, -1.0)
+
+    def margin_ranking(n):
+        def make(device, dtype, g):
+            x1, x2 = _randn((n,), device, dtype, g), _randn((n,), device, dtype, g)
+            return [x1, x2, signs(n, device, g).to(dtype)], {"margin": 0.1}, (0, 1)
+        return make
+
+    add("margin_ranking_loss", "{}", margin_ranking, (64,), (M,), (16 * M,))
+
+    def hinge(n):
+        def make(device, dtype, g):
+            return [_randn((n,), device, dtype, g, 2.0), signs(n, device, g).to(dtype)], {}, (0,)
+        return make
+
+    add("hinge_embedding_loss", "{}", hinge, (64,), (M,), (16 * M,))
     return cs
 
 

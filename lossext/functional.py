@@ -28,6 +28,8 @@ __all__ = [
     "cross_entropy",
     "nll_loss",
     "multilabel_soft_margin_loss",
+    "margin_ranking_loss",
+    "hinge_embedding_loss",
 ]
 
 
@@ -334,3 +336,41 @@ def multilabel_soft_margin_loss(
     r = reduction_enum(reduction, size_average, reduce, invalid=NOT_VALID)
     _check_weight_not_differentiable("multilabel_soft_margin_loss", weight)
     return _call("multilabel_soft_margin_loss", input, target, weight, r, grad_mask(input, target))[0]
+
+
+# ---- margin_ranking_loss, hinge_embedding_loss ----------------------------------------------------
+
+def margin_ranking_loss(
+    input1: Tensor,
+    input2: Tensor,
+    target: Tensor,
+    margin: float = 0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(0, -target * (input1 - input2) + margin); input1, input2 and target are differentiable,
+    as in torch's composite."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if input1.dim() != input2.dim() or input1.dim() != target.dim():  # torch's check and message
+        raise RuntimeError(
+            f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+            f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
+    return _call("margin_ranking_loss", input1, input2, target, float(margin), r,
+                 grad_mask(input1, input2, target))[0]
+
+
+def hinge_embedding_loss(
+    input: Tensor,
+    target: Tensor,
+    margin: float = 1.0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Where target != 1: max(0, margin - input); plus, where target != -1: input. Only the input is
+    differentiable (torch's composite only compares the target)."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
+        target = target.detach()
+    return _call("hinge_embedding_loss", input, target, float(margin), r, grad_mask(input))[0]

@@ -24,6 +24,8 @@ __all__ = [
     "CrossEntropyLoss",
     "NLLLoss",
     "MultiLabelSoftMarginLoss",
+    "MarginRankingLoss",
+    "HingeEmbeddingLoss",
 ]
 
 
@@ -127,3 +129,17 @@ class MultiLabelSoftMarginLoss(torch.nn.MultiLabelSoftMarginLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class MarginRankingLoss(torch.nn.MarginRankingLoss):
+    __doc__ = torch.nn.MarginRankingLoss.__doc__
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return LF.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(torch.nn.HingeEmbeddingLoss):
+    __doc__ = torch.nn.HingeEmbeddingLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)

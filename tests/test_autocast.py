@@ -37,6 +37,8 @@ def _cases(device, dtype):
         "poisson_nll_loss": ((r(6, 9), u(6, 9) * 3), {}),
         "gaussian_nll_loss": ((r(6, 9), r(6, 9), u(6, 9) + 0.5), {}),
         "kl_div": ((r(6, 9), u(6, 9)), {"reduction": "batchmean"}),
+        "margin_ranking_loss": ((r(6, 9), r(6, 9), torch.sign(r(6, 9))), {"margin": 0.2}),
+        "hinge_embedding_loss": ((r(6, 9), torch.sign(r(6, 9))), {"margin": 0.5}),
     }
 
 

@@ -27,6 +27,7 @@ void check_dtypes(const PairLossCall& c) {
   for (const at::Tensor* t : {&c.input, &c.target, &c.weight})
     TORCH_CHECK_NOT_IMPLEMENTED(!t->defined() || !at::isComplexType(t->scalar_type()), op,
                                 ": complex inputs are not supported (got ", t->scalar_type(), ")");
+  if (c.info->float_input) check_floating(op, "input", c.input);
   const bool ix = integral(c.input), it = integral(c.target);
   // With a floating weight torch's l1/mse composites compute `loss * weight` in the weight's dtype.
   const bool float_weight = c.weight.defined() && !integral(c.weight) && c.info->mean_over_weight_sum;

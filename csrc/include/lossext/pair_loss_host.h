@@ -11,6 +11,7 @@
 //  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen);
 //  - integer/bool targets (and, per loss, inputs) are promoted as torch does; complex operands
 //    raise NotImplementedError (torch's l1 and soft_margin compute them: a documented deviation).
+//  - hinge_embedding's input must be floating (torch computes integer inputs for 'none'/'sum').
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -34,6 +35,7 @@ struct PairLossInfo {
   bool int_pair_not_implemented = true;   // both integer: NotImplementedError (no integer kernel),
                                           // else RuntimeError (l1, soft_margin)
   bool bool_target_ok = true;             // l1: torch's `input - target` rejects a bool target
+  bool float_input = false;             // hinge_embedding: a floating input only
 };
 
 struct PairLossCall {
