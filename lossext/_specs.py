@@ -59,6 +59,21 @@ def _cross_entropy_aux(a):
     return [samples.new_empty((*samples.shape, 3 if prob else 2))]
 
 
+def _math_dtype(dt):
+    return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
+
+
+# ---- multi_margin_loss: (C) / (N, C) input, (N) or 0-d target --------------------------------------
+def _multi_margin_none_loss(a):
+    return a["input"].new_empty(a["target"].shape)  # torch: the target's shape, the input's dtype
+
+
+def _multi_margin_aux(a):
+    """The forward's saved statistic: sum_{c != t} h'(z_c) per sample (csrc/losses/multi_margin_loss.h)."""
+    x = a["input"]
+    return [x.new_empty((x.shape[0] if x.dim() == 2 else 1, 1), dtype=_math_dtype(x.dtype))]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -84,6 +99,8 @@ SPECS = [
              operands=("input", "target", "weight"), forward_grads_fp16=True),
     LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
              forward_grads_fp16=True),
+    LossSpec("multi_margin_loss", diff=("input",), none_loss=_multi_margin_none_loss, aux=_multi_margin_aux,
+             operands=("input", "target", "weight"), loss_dtype=lambda a: a["input"].dtype, forward_grads_fp16=True),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]

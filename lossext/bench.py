@@ -194,6 +194,14 @@ def _cases() -> List[Case]:
         return make
 
     add("hinge_embedding_loss", "{}", hinge, (64,), (M,), (16 * M,))
+
+    def multi_margin(n, c):
+        def make(device, dtype, g):
+            return [_randn((n, c), device, dtype, g), _cls(n, c, device, g)], {}, (0,)
+        return make
+
+    add("multi_margin_loss", "{}x{}", multi_margin, (64, 100), (16384, 100), (262144, 100))
+    add("multi_margin_loss", "{}x{}", multi_margin, (64, 1000), (4096, 1000), (65536, 1000))
     return cs
 
 

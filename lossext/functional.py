@@ -30,6 +30,7 @@ __all__ = [
     "multilabel_soft_margin_loss",
     "margin_ranking_loss",
     "hinge_embedding_loss",
+    "multi_margin_loss",
 ]
 
 
@@ -374,3 +375,26 @@ def hinge_embedding_loss(
     if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
         target = target.detach()
     return _call("hinge_embedding_loss", input, target, float(margin), r, grad_mask(input))[0]
+
+
+# ---- multi_margin_loss -------------------------------------------------------------------------
+
+def multi_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Optional[Tensor] = None,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """sum_{c != y} w[y] max(0, margin - x[y] + x[c])^p / C per sample. CPU: a target outside [0, C)
+    raises RuntimeError, as torch; CUDA (no host sync): that sample's loss and gradient are NaN."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if p != 1 and p != 2:  # torch's checks and messages
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.dim() != 1:
+        raise ValueError("weight must be one-dimensional")
+    _check_weight_not_differentiable("multi_margin_loss", weight)
+    return _call("multi_margin_loss", input, target, int(p), float(margin), weight, r, grad_mask(input))[0]

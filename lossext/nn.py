@@ -26,6 +26,7 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "MarginRankingLoss",
     "HingeEmbeddingLoss",
+    "MultiMarginLoss",
 ]
 
 
@@ -143,3 +144,11 @@ class HingeEmbeddingLoss(torch.nn.HingeEmbeddingLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
+
+
+class MultiMarginLoss(torch.nn.MultiMarginLoss):
+    __doc__ = torch.nn.MultiMarginLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
+                                    reduction=self.reduction)

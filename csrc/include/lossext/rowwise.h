@@ -22,6 +22,9 @@
 // docs/adding_a_rowwise_loss.md). Per row, the driver calls
 //   init(s, x0)                  s[kStats] = the identity of pass 1's statistics; x0 = the row's
 //                                first element, a reference point for sums that would otherwise cancel
+//   init(s, x0, xt)              instead, for a functor with kTargetStats = true (optional flag,
+//                                default false): pass 1's statistics are taken relative to the
+//                                target's logit xt (multi_margin_loss' z_c = margin - x_t + x_c)
 //   add<kTail>(s, x[U], y[U], w[U])   pass 1 (only if kStats > 0): U consecutive elements of the row
 //                                (or, spatially, U classes of L rows); w = class weights (1 when
 //                                unweighted); in the tail (kTail) x = pad() and w = 0 in unused lanes
@@ -35,6 +38,10 @@
 // Every method is a template over V: scalars (host, CUDA) or at::vec::Vectorized lanes (CPU),
 // written with lossext/vmath.h. `smp` (RowSample) holds the target's weight and logit and the
 // row's gradient scale r (1/denominator for mean, 1 for sum, times grad_output in the backward).
+//
+// The class-target rules are nll_loss's by default; RowwiseArgs' use_ignore_index, weighted_mean
+// and index_error switch them to another loss's (multi_margin_loss: no ignore_index, the weighted
+// mean divides by the row count, an out-of-range target is a RuntimeError).
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -45,6 +52,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace lossext {
 
@@ -72,6 +80,9 @@ struct RowwiseArgs {
   int64_t tN = 0, tS = 0;
   const void* weight = nullptr;  // (C,) contiguous, dtype; nullptr: every class weighs 1
   int64_t ignore_index = -100;
+  bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)
+  bool weighted_mean = true;     // false: the mean divides by the number of rows, not by sum of w[t]
+  bool index_error = true;       // the CPU's error for a target outside [0, C): IndexError, else RuntimeError
 
   void* loss = nullptr;          // forward. None: (N, S) contiguous; Mean/Sum: 0-d. dtype
   void* saved = nullptr;         // forward writes, backward reads: (N, S, kSaved) contiguous, math type
@@ -115,7 +126,7 @@ struct ClassSample {
 C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, int64_t s) {
   if (!a.target) return {-1, true, false};
   const int64_t t = class_at(a, n, s);
-  const bool ignored = t == a.ignore_index;
+  const bool ignored = a.use_ignore_index && t == a.ignore_index;
   const bool invalid = !ignored && (t < 0 || t >= a.C);
   return {t, !ignored && !invalid, invalid};
 }
@@ -124,7 +135,7 @@ C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, in
 template <class T, class M = typename RowMath<T>::type>
 C10_HOST_DEVICE inline M denominator_weight(const RowwiseArgs& a, const ClassSample& cs) {
   if (!cs.active) return M(0);
-  return (a.weight && cs.cls >= 0) ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
+  return (a.weight && a.weighted_mean && cs.cls >= 0) ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
 }
 
 // The denominator of the mean that needs no data (no class targets): the number of rows, NaN for
@@ -160,6 +171,21 @@ C10_HOST_DEVICE inline RowPtrs<T> row_ptrs(const RowwiseArgs& a, int64_t n, int6
   };
   return {at(a.input, kRowInput), at(a.other, kRowOther), at(a.grad_input, kRowGradInput),
           at(a.grad_other, kRowGradOther)};
+}
+
+// Pass 1's init: init(s, x0), or init(s, x0, xt) for a functor declaring kTargetStats = true.
+template <class F, class = void>
+struct RowTargetStats : std::false_type {};
+template <class F>
+struct RowTargetStats<F, std::void_t<decltype(F::kTargetStats)>> : std::integral_constant<bool, F::kTargetStats> {};
+
+template <class F, class V>
+C10_HOST_DEVICE inline void row_init(const F& f, V (&s)[F::kStats], const V& x0, const V& xt) {
+  if constexpr (RowTargetStats<F>::value) {
+    f.init(s, x0, xt);
+  } else {
+    f.init(s, x0);
+  }
 }
 
 // NaN-propagating max, so a NaN logit makes the row's statistics NaN.

@@ -81,7 +81,11 @@ double rowwise_prepass(const RowwiseArgs& a, const char* op) {
     });
     return r;
   });
-  TORCH_CHECK_INDEX(!acc.bad, op, ": Target ", acc.value, " is out of bounds (", a.C, " classes).");
+  if (a.index_error) {
+    TORCH_CHECK_INDEX(!acc.bad, op, ": Target ", acc.value, " is out of bounds (", a.C, " classes).");
+  } else {  // torch's multi_margin_loss: RuntimeError "target out of range"
+    TORCH_CHECK(!acc.bad, op, ": target ", acc.value, " is out of range (", a.C, " classes)");
+  }
   return acc.w;
 }
 
@@ -248,7 +252,7 @@ struct RowDriver {
         for_segments(split, [&](int64_t j0, int64_t j1) {
           V vs[kS];
           M out[kS];
-          f.init(vs, x0);
+          row_init(f, vs, x0, V(smp.xt));
           pass1(r.x, r.y, j0, j1, vs);
           fold(vs, out);
           std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
@@ -278,10 +282,19 @@ struct RowDriver {
     const Row r = row_at(n, s0);
     const int64_t xc = a.st[kRowInput][1], yc = a.st[kRowOther][1];
     const int64_t gc = a.st[kRowGradInput][1], gyc = a.st[kRowGradOther][1];
-    alignas(64) M kl[kK][L] = {}, stl[kS][L] = {};
+    alignas(64) M kl[kK][L] = {}, stl[kS][L] = {}, xt[L] = {};
+    ClassSample cs[L];
+    RowSample<M> smp[L];
+    for (int64_t j = 0; j < cnt; ++j) {  // before pass 1, which may be relative to x_t (kTargetStats)
+      cs[j] = sample_of(a, n, s0 + j);
+      if (cs[j].active) {
+        smp[j] = row_sample<T>(a, cs[j], r.x + j, xc, scale_of(n, s0 + j, inv));
+        xt[j] = smp[j].xt;
+      }
+    }
     if (fwd && F::kPass1) {
       V vs[kS];
-      f.init(vs, vload(r.x, cnt));
+      row_init(f, vs, vload(r.x, cnt), V::loadu(xt));
       int64_t c = 0;
       for (; c + U <= a.C; c += U) {
         V xs[U], ys[U], ws[U];
@@ -300,10 +313,7 @@ struct RowDriver {
       for (int q = 0; q < kS; ++q) vs[q].store(stl[q]);
     }
     double total = 0;
-    ClassSample cs[L];
-    M xt[L];
     for (int64_t j = 0; j < cnt; ++j) {
-      cs[j] = sample_of(a, n, s0 + j);
       if (!cs[j].active) {
         if (fwd) {
           for (int64_t q = 0; q < sv; ++q) saved_at(i0 + j)[q] = M(0);
@@ -311,17 +321,15 @@ struct RowDriver {
         }
         continue;
       }
-      const RowSample<M> smp = row_sample<T>(a, cs[j], r.x + j, xc, scale_of(n, s0 + j, inv));
-      xt[j] = smp.xt;
       M k[kK];
       if (fwd) {
         M st[kS];
         for (int q = 0; q < kS; ++q) st[q] = stl[q][j];
-        const M loss = f.finish(st, smp, k, saved_at(i0 + j));
+        const M loss = f.finish(st, smp[j], k, saved_at(i0 + j));
         total += static_cast<double>(loss);
         if (none) static_cast<T*>(a.loss)[i0 + j] = static_cast<T>(loss);
       } else {
-        f.resume(saved_at(i0 + j), smp, k);
+        f.resume(saved_at(i0 + j), smp[j], k);
       }
       for (int q = 0; q < kK; ++q) kl[q][j] = k[q];
     }

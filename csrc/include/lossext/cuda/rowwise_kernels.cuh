@@ -64,7 +64,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
     M k[kK];
     if (fwd) {
       M st[kS];
-      f.init(st, C > 0 ? static_cast<M>(x[0]) : M(0));
+      row_init(f, st, C > 0 ? static_cast<M>(x[0]) : M(0), smp.xt);
       if constexpr (F::kPass1) {
         for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
           constexpr int CNT = decltype(cnt)::value;
