@@ -74,6 +74,17 @@ def _multi_margin_aux(a):
     return [x.new_empty((x.shape[0] if x.dim() == 2 else 1, 1), dtype=_math_dtype(x.dtype))]
 
 
+# ---- multilabel_margin_loss: (C) / (N, C) input, target of the input's shape -----------------------
+def _multilabel_margin_none_loss(a):
+    x = a["input"]
+    return x.new_empty(x.shape[:1] if x.dim() == 2 else ())
+
+
+def _multilabel_margin_aux(a):
+    """The forward's is-target buffer (input-shaped, contiguous, the input's dtype), as torch's."""
+    return [a["input"].new_empty(a["input"].shape)]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -101,6 +112,9 @@ SPECS = [
              forward_grads_fp16=True),
     LossSpec("multi_margin_loss", diff=("input",), none_loss=_multi_margin_none_loss, aux=_multi_margin_aux,
              operands=("input", "target", "weight"), loss_dtype=lambda a: a["input"].dtype, forward_grads_fp16=True),
+    LossSpec("multilabel_margin_loss", diff=("input",), none_loss=_multilabel_margin_none_loss,
+             aux=_multilabel_margin_aux, operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype,
+             forward_grads_fp16=True),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]

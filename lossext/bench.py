@@ -202,6 +202,17 @@ def _cases() -> List[Case]:
 
     add("multi_margin_loss", "{}x{}", multi_margin, (64, 100), (16384, 100), (262144, 100))
     add("multi_margin_loss", "{}x{}", multi_margin, (64, 1000), (4096, 1000), (65536, 1000))
+
+    def multilabel_margin(n, c, k):
+        def make(device, dtype, g):
+            # k distinct target classes per row, then -1 (the rest of the row is never read)
+            t = torch.rand((n, c), device=device, generator=g).argsort(1)
+            t[:, k:] = -1
+            return [_randn((n, c), device, dtype, g), t], {}, (0,)
+        return make
+
+    add("multilabel_margin_loss", "{}x{} ({} targets)", multilabel_margin, (64, 100, 5), (16384, 100, 5),
+        (262144, 100, 5))
     return cs
 
 

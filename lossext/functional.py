@@ -31,6 +31,7 @@ __all__ = [
     "margin_ranking_loss",
     "hinge_embedding_loss",
     "multi_margin_loss",
+    "multilabel_margin_loss",
 ]
 
 
@@ -377,7 +378,7 @@ def hinge_embedding_loss(
     return _call("hinge_embedding_loss", input, target, float(margin), r, grad_mask(input))[0]
 
 
-# ---- multi_margin_loss -------------------------------------------------------------------------
+# ---- multi_margin_loss, multilabel_margin_loss -----------------------------------------------------
 
 def multi_margin_loss(
     input: Tensor,
@@ -398,3 +399,17 @@ def multi_margin_loss(
         raise ValueError("weight must be one-dimensional")
     _check_weight_not_differentiable("multi_margin_loss", weight)
     return _call("multi_margin_loss", input, target, int(p), float(margin), weight, r, grad_mask(input))[0]
+
+
+def multilabel_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """sum over the row's targets j (the classes listed before the first -1) and its non-target
+    classes i of max(0, 1 - (x[y_j] - x[i])) / C. CPU: a target entry outside [-1, C) raises
+    RuntimeError, as torch; CUDA (no host sync): that sample's loss and gradient are NaN."""
+    r = reduction_enum(reduction, size_average, reduce)
+    return _call("multilabel_margin_loss", input, target, r, grad_mask(input))[0]

@@ -27,6 +27,7 @@ __all__ = [
     "MarginRankingLoss",
     "HingeEmbeddingLoss",
     "MultiMarginLoss",
+    "MultiLabelMarginLoss",
 ]
 
 
@@ -152,3 +153,10 @@ class MultiMarginLoss(torch.nn.MultiMarginLoss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
                                     reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(torch.nn.MultiLabelMarginLoss):
+    __doc__ = torch.nn.MultiLabelMarginLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.multilabel_margin_loss(input, target, reduction=self.reduction)

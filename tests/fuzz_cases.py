@@ -263,6 +263,27 @@ def _multi_margin(rng):
     return case
 
 
+def _multilabel_margin(rng):
+    case = common(rng, "multilabel_margin_loss", ("input", "target"), ("input",))
+    n, c = rng.choice([0, 1, 2, 5]), rng.choice([1, 2, 5, 17])
+    shp = (n, c) if rng.random() < 0.85 else rng.choice([(c,), ()])
+    case.args.append(layout(rng, real(rng), shp, case.dtype, case.notes))
+    rows, C = (shp[0] if len(shp) == 2 else 1), (shp[-1] if shp else 1)
+    g = torch.Generator().manual_seed(rng.getrandbits(31))
+    t = torch.randint(-1, C + (1 if rng.random() < 0.05 else 0), (rows, C), generator=g)  # sometimes out of range
+    for r in range(rows):  # a list of classes (duplicates possible), then -1, then anything in [-1, C)
+        k = rng.randint(0, C)
+        t[r, :k] = torch.randint(0, C, (k,), generator=g)
+        if k < C:
+            t[r, k] = -1
+    if len(shp) == 2 and rng.random() < 0.2:
+        t = t.t().contiguous().t()  # a column-major target
+        case.notes.append("target column-major")
+    case.args.append(t.reshape(shp))
+    reduction(rng, case)
+    return case
+
+
 GENERATORS = {
     "binary_cross_entropy_with_logits": _bce_with_logits,
     "binary_cross_entropy": _bce,
@@ -279,6 +300,7 @@ GENERATORS = {
     "cross_entropy": _rowwise("cross_entropy"),
     "nll_loss": _rowwise("nll_loss"),
     "multi_margin_loss": _multi_margin,
+    "multilabel_margin_loss": _multilabel_margin,
 }
 
 
@@ -349,10 +371,10 @@ DEVIATIONS = [
               and c.args[0].double().nan_to_num(0, 0, 0).abs().max().item() >= 1e3 if c.args[0].numel() else False),
     Deviation(("cross_entropy", "nll_loss"), "issue 8 item 5, fixed by the row-wise work: non-finite logits",
               lambda c, w: re.search(r"(lossext|torch) (nan|inf|-inf),", w) is not None),
-    Deviation(("multi_margin_loss",), "README, where torch itself fails: float16/bfloat16 on the CPU (torch "
+    Deviation(("multi_margin_loss", "multilabel_margin_loss"), "README, where torch itself fails: float16/bfloat16 on the CPU (torch "
               "has no kernel; lossext computes, or raises the error of a bad argument)",
               lambda c, w: "exception: torch NotImplementedError" in w and c.dtype in (torch.float16, torch.bfloat16)),
-    Deviation(("multi_margin_loss",), "README: an empty batch's mean is NaN and its sum 0 (torch returns "
+    Deviation(("multi_margin_loss", "multilabel_margin_loss"), "README: an empty batch's mean is NaN and its sum 0 (torch returns "
               "uninitialised memory)", lambda c, w: c.args[0].dim() == 2 and c.args[0].shape[0] == 0
               and c.kwargs.get("reduction") in ("mean", "sum") and "value:" in w),
     Deviation(tuple(GENERATORS), "README: a per-element gradient beyond the dtype's range before the "

@@ -120,7 +120,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
                       shape_str(input.sizes()), ")");
     TORCH_CHECK_NOT_IMPLEMENTED(is_loss_dtype(target.scalar_type()), op, ": not implemented for target dtype '",
                                 target.scalar_type(), "'");
-  } else {
+  } else if (!spec.target_set) {
     if (d == 0) {
       TORCH_CHECK_INDEX(!spec.allow_prob, op, ": Dimension out of range (the input ", shape_str(input.sizes()),
                         " has no class dimension)");
@@ -213,8 +213,11 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
     a.N = 1;
   }
 
-  // Class targets as (N, S).
-  if (!prob) {
+  // Class targets as (N, S); a target set as (N, C).
+  if (spec.target_set) {
+    a.tN = target.stride(0);
+    a.tC = target.stride(1);
+  } else if (!prob) {
     int64_t tn = 0, ts = 0;
     if (!pair_of(target, d, tn, ts)) {
       target = target.contiguous();

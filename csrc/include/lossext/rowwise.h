@@ -25,6 +25,9 @@
 //   init(s, x0, xt)              instead, for a functor with kTargetStats = true (optional flag,
 //                                default false): pass 1's statistics are taken relative to the
 //                                target's logit xt (multi_margin_loss' z_c = margin - x_t + x_c)
+// A functor with kTargetSet = true (optional flag; multilabel_margin_loss) has a set of target
+// classes per row instead of one class index: it runs on its own drivers (cpu/rowwise_set.h,
+// cuda/rowwise_set.cuh), which call pass 1 and finish once per listed target (see there).
 //   add<kTail>(s, x[U], y[U], w[U])   pass 1 (only if kStats > 0): U consecutive elements of the row
 //                                (or, spatially, U classes of L rows); w = class weights (1 when
 //                                unweighted); in the tail (kTail) x = pad() and w = 0 in unused lanes
@@ -78,6 +81,7 @@ struct RowwiseArgs {
   const void* target = nullptr;
   bool target_u8 = false;
   int64_t tN = 0, tS = 0;
+  int64_t tC = 0;  // target-set losses (kTargetSet): the class stride of the (N, C) int64 target
   const void* weight = nullptr;  // (C,) contiguous, dtype; nullptr: every class weighs 1
   int64_t ignore_index = -100;
   bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)

@@ -18,6 +18,8 @@ struct RowwiseSpec {
   bool need_layout;  // the forward sweeps rows: every (N, C, S) operand must be in the rows or the
                      // spatial layout (else they are made contiguous). Always so when a gradient is
                      // written; nll_loss's forward reads one element per row, at any strides
+  bool target_set = false;  // the target is an (N, C) int64 list of classes per row (kTargetSet losses:
+                            // multilabel_margin_loss); the op checks its shape, the args get tN and tC
 };
 
 struct RowwiseProblem {
