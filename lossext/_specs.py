@@ -81,9 +81,8 @@ SPECS = [
              views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
     LossSpec("kl_div", diff=("input", "target")),
     LossSpec("cross_entropy", diff=("input", "target"), none_loss=_rowwise_none_loss, aux=_cross_entropy_aux,
-             operands=("input", "target", "weight"), forward_grads_fp16=True),
-    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
-             forward_grads_fp16=True),
+             operands=("input", "target", "weight")),
+    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight")),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
