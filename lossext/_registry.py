@@ -51,10 +51,6 @@ class LossSpec:
     # float32, as torch's autocast lists do for its losses), None (inputs stay as they are), or
     # "banned" (autocast raises, as torch's binary_cross_entropy on CUDA).
     autocast: tuple = ("fp32", "fp32")
-    # Whether the forward writes the gradients in the same pass when an operand is float16. The
-    # pointwise host does not (csrc/ops/host.cpp: a float16 gradient rounded before grad_output
-    # multiplies it breaks loss scaling); the row-wise ops do.
-    forward_grads_fp16: bool = False
 
 
 SPECS: dict = {}
@@ -94,8 +90,10 @@ def _promoted(ts):
 
 
 def _forward_writes_grads(spec, values) -> bool:
-    """Whether a reduced forward computes the gradients its grad_mask asks for (see LossSpec)."""
-    return spec.forward_grads_fp16 or not any(isinstance(v, torch.Tensor) and v.dtype == torch.float16
+    """Whether a reduced forward computes the gradients its grad_mask asks for: not when an operand
+    is float16 (a float16 gradient rounded before grad_output multiplies it breaks loss scaling; the
+    backward computes it in float). As csrc/ops/host.cpp and rowwise_forward_grads decide."""
+    return not any(isinstance(v, torch.Tensor) and v.dtype == torch.float16
                                               for v in values)
 
 

@@ -107,14 +107,12 @@ SPECS = [
              views=_gaussian_var_view, autocast=(None, "fp32")),  # as multilabel_soft_margin_loss
     LossSpec("kl_div", diff=("input", "target")),
     LossSpec("cross_entropy", diff=("input", "target"), none_loss=_rowwise_none_loss, aux=_cross_entropy_aux,
-             operands=("input", "target", "weight"), forward_grads_fp16=True),
-    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight"),
-             forward_grads_fp16=True),
+             operands=("input", "target", "weight")),
+    LossSpec("nll_loss", diff=("input",), none_loss=_rowwise_none_loss, operands=("input", "target", "weight")),
     LossSpec("multi_margin_loss", diff=("input",), none_loss=_multi_margin_none_loss, aux=_multi_margin_aux,
-             operands=("input", "target", "weight"), loss_dtype=lambda a: a["input"].dtype, forward_grads_fp16=True),
+             operands=("input", "target", "weight"), loss_dtype=lambda a: a["input"].dtype),
     LossSpec("multilabel_margin_loss", diff=("input",), none_loss=_multilabel_margin_none_loss,
-             aux=_multilabel_margin_aux, operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype,
-             forward_grads_fp16=True),
+             aux=_multilabel_margin_aux, operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]

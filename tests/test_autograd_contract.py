@@ -27,8 +27,11 @@ def _inputs(name, x, g):
         return (torch.randint(0, shape[1], shape[:1], generator=g).to(dev),), {}
     if name == "gaussian_nll_loss":
         return (torch.randn(*shape, generator=g).to(dev, dt), r(*shape, lo=0.5, hi=2.0)), {}
-    if name == "soft_margin_loss":
-        return ((torch.randint(0, 2, shape, generator=g) * 2 - 1).to(dev, dt),), {}
+    signs = (torch.randint(0, 2, shape, generator=g) * 2 - 1).to(dev, dt)
+    if name in ("soft_margin_loss", "hinge_embedding_loss"):
+        return (signs,), {}
+    if name == "margin_ranking_loss":
+        return (torch.randn(*shape, generator=g).to(dev, dt), signs), {}
     if name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "multilabel_soft_margin_loss",
                 "poisson_nll_loss", "kl_div"):
         return (r(*shape, lo=0.1, hi=0.9),), {}
@@ -47,7 +50,7 @@ def _loss(name):
 
 ALL = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "l1_loss", "mse_loss", "huber_loss",
        "smooth_l1_loss", "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-       "cross_entropy", "nll_loss", "multilabel_soft_margin_loss"]
+       "cross_entropy", "nll_loss", "multilabel_soft_margin_loss", "margin_ranking_loss", "hinge_embedding_loss"]
 
 
 # ---- item 1: no silently dropped gradient ----------------------------------------------------------
@@ -91,6 +94,10 @@ def test_every_differentiable_looking_tensor_gets_its_gradient_or_raises(name):
             out = _loss(name)(xs, *pos, **call)
         except RuntimeError as e:
             assert "not differentiable with respect to argument" in str(e), (name, key, e)
+            continue
+        if not out.requires_grad:  # torch's loss does not depend on it differentiably either
+            ref = getattr(F, name)(xs, *pos, **call) if name not in ("binary_cross_entropy", "nll_loss") else None
+            assert ref is not None and not ref.requires_grad, f"{name}: {key} requires grad, the loss does not"
             continue
         (g,) = torch.autograd.grad(out, leaf, allow_unused=True)
         assert g is not None, f"{name}: the gradient of {key} was dropped"
@@ -147,7 +154,7 @@ def test_func_hessian_raises_and_func_grad_works():
 
 # ---- item 3: float16 gradients under loss scaling ---------------------------------------------------
 GRAD_OUTPUTS = [0.0, 1e-3, 1.0, 65504.0]  # 65504: float16's largest finite (a GradScaler-style scale)
-FP16_LOSSES = [n for n in ALL if n not in ("cross_entropy", "nll_loss")]  # row-wise: the row-wise work
+FP16_LOSSES = ALL
 
 
 def _fp16_check(fn, leaves, others, go):
@@ -189,7 +196,7 @@ def test_fp16_gradients_apply_grad_output_before_rounding(name, reduction, go):
     args, kw = _inputs(name, x, _g(8))
     if name == "binary_cross_entropy":
         x = torch.rand(64, 33, generator=_g(9)).clamp(0.01, 0.99).half()
-    leaves = [x] + [a for a in args if a.is_floating_point() and name not in ("soft_margin_loss",)]
+    leaves = [x] + [a for a in args if a.is_floating_point() and name not in ("soft_margin_loss", "hinge_embedding_loss")]
     others = [a for a in args if not any(a is l for l in leaves)]
     _fp16_check(_with_ref(name, reduction=reduction, **kw), leaves, others, go)
 

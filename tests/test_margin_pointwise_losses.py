@@ -145,6 +145,8 @@ def test_margin_ranking_errors_match_torch(device):
         ((t(3), t(4), t(3)), RuntimeError),          # does not broadcast
         ((t(3), t(3), torch.ones(3, dtype=torch.bool, device=device)), RuntimeError),  # -bool
         ((torch.ones(3, dtype=torch.bool, device=device),) * 2 + (t(3),), RuntimeError),  # bool - bool
+        ((torch.ones(3, dtype=torch.bool, device=device), t(3), t(3)), RuntimeError),  # bool - float (fuzz)
+        ((t(3), t(3).to(torch.complex64), t(3)), NotImplementedError),  # torch's clamp_min (fuzz)
     ]
     for args, exc in cases:
         with pytest.raises(exc):

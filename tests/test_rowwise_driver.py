@@ -148,3 +148,48 @@ def test_empty_strided_inputs(device):
     torch.testing.assert_close(LF.cross_entropy(xk, tk), F.cross_entropy(xk, tk), equal_nan=True)
     (g,) = torch.autograd.grad(LF.cross_entropy(xk, tk), xk)
     assert g.shape == xk.shape
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_kdim_weight_with_smoothing_and_probabilities(device):
+    # Found by tests/test_fuzz.py: torch takes a K-dim input's (C, 1) weight only with class-index
+    # targets, and with label_smoothing only for 'sum'/'none' (its smoothed mean gathers the weight).
+    x = torch.randn(2, 3, 4, device=device)
+    t = torch.randint(0, 3, (2, 4), device=device)
+    w = torch.rand(3, 1, device=device)
+    for red in ("sum", "none"):
+        l, g = grads(LF.cross_entropy, x, t, weight=w, label_smoothing=0.2, reduction=red)
+        rl, rg = grads(F.cross_entropy, x, t, weight=w, label_smoothing=0.2, reduction=red)
+        torch.testing.assert_close(l, rl)
+        torch.testing.assert_close(g, rg)
+    for f in (F, LF):
+        with pytest.raises(RuntimeError):
+            f.cross_entropy(x, t, weight=w, label_smoothing=0.2)
+        with pytest.raises(RuntimeError, match="weight"):
+            f.cross_entropy(x, torch.softmax(x, 1), weight=w)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_probability_target_gradient_of_a_non_finite_row_is_nan(device, dtype):
+    # Found by tests/test_fuzz.py: dL/dy_c = -(x_c - lse) was inf in float32 at a +inf logit.
+    x = torch.tensor([[1.4, -0.5, 0.1, 0.3, inf], [0.2, 0.1, -0.3, 0.0, 1.0]], device=device, dtype=dtype)
+    y = torch.softmax(torch.randn(2, 5, device=device, dtype=dtype), 1)
+    res = []
+    for f in (F, LF):
+        xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
+        loss = f.cross_entropy(xs, ys, label_smoothing=0.5, reduction="none")
+        res.append((loss, *torch.autograd.grad(loss.sum(), (xs, ys))))
+    for a, b in zip(*res):
+        torch.testing.assert_close(a, b, equal_nan=True)
+    assert res[1][2][0].isnan().all()
+
+
+def test_ignored_rows_with_non_finite_logits_have_a_zero_gradient():
+    # torch gives NaN there (README: where torch itself fails); the ignored row adds nothing.
+    x = torch.tensor([[inf, 0.0, 1.0], [0.5, 0.2, -1.0]], requires_grad=True)
+    t = torch.tensor([1, 2])
+    (g,) = torch.autograd.grad(LF.cross_entropy(x, t, ignore_index=1), x)
+    assert torch.equal(g[0], torch.zeros(3))
+    (r,) = torch.autograd.grad(F.cross_entropy(x, t, ignore_index=1), x)
+    torch.testing.assert_close(g[1], r[1])

@@ -126,7 +126,7 @@ struct CrossEntropyRow {
       k[kCby] = M(0);
     }
     k[kCm] = m;
-    k[kClz] = lz;
+    k[kClz] = lz + nan_if;  // dL/dy_c = -(x_c - lse) is NaN too for a non-finite lse
     k[kCA] = a * vm::exp(-lz) + nan_if;
     k[kCe] = smp.r * es;
     k[kCt] = smp.wt * k[kCe] + smp.r * (M(1) - eps) * smp.wt;  // w_t e + b: the [c == t] terms

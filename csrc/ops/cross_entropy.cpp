@@ -13,9 +13,16 @@ namespace lossext::ops {
 namespace {
 constexpr RowwiseSpec kSpec{"cross_entropy", /*allow_prob=*/true, /*need_layout=*/true};
 
-CrossEntropyParams params_of(double label_smoothing) {
+CrossEntropyParams params_of(double label_smoothing, const Tensor& input, const OptTensor& weight,
+                             int64_t reduction) {
   TORCH_CHECK(!(label_smoothing > 1.0), "cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: ",
               label_smoothing);
+  // torch's smoothed mean gathers the weight with a 1-D index: a K-dim input's (C, 1) weight fails
+  // there (sum and none compute; so does an empty input; an all-ignored batch raises here, NaN in torch).
+  TORCH_CHECK(!(label_smoothing > 0.0) || !weight.has_value() || weight->dim() <= 1 || input.numel() == 0 ||
+                  reduction != static_cast<int64_t>(Reduction::Mean), "cross_entropy: with ",
+              "label_smoothing and reduction='mean' the weight must be 1-D, got weight of shape ", weight->sizes(),
+              " (torch: Index tensor must have the same number of dimensions as input tensor)");
   return {label_smoothing > 0.0 ? label_smoothing : 0.0};  // torch ignores negative (and NaN) values
 }
 
@@ -45,10 +52,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, co
                                                          const OptTensor& weight, int64_t reduction,
                                                          int64_t ignore_index, double label_smoothing,
                                                          std::array<bool, 2> grad_mask) {
-  const CrossEntropyParams cp = params_of(label_smoothing);
-  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, reduce && grad_mask[0],
-                                     reduce && grad_mask[1]);
+  const CrossEntropyParams cp = params_of(label_smoothing, input, weight, reduction);
+  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads(input, target, weight);
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grads && grad_mask[0],
+                                     grads && grad_mask[1]);
   check_target_mask(p, grad_mask);
   auto [loss, saved] = forward(p, cp);
   return {loss, rowwise_finish_grad(p.grad_input, input, p.input_dtype),
@@ -59,7 +66,7 @@ std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, con
                                                   const OptTensor& weight, int64_t reduction, int64_t ignore_index,
                                                   double label_smoothing, const Tensor& saved,
                                                   std::array<bool, 2> grad_mask) {
-  const CrossEntropyParams cp = params_of(label_smoothing);
+  const CrossEntropyParams cp = params_of(label_smoothing, input, weight, reduction);
   RowwiseProblem p =
       rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grad_mask[0], grad_mask[1]);
   check_target_mask(p, grad_mask);
@@ -75,7 +82,7 @@ std::tuple<Tensor, Tensor> cross_entropy_backward(const Tensor& grad_output, con
 
 Tensor cross_entropy_inplace(Tensor& input, const Tensor& target, const OptTensor& weight, int64_t reduction,
                              int64_t ignore_index, double label_smoothing) {
-  const CrossEntropyParams cp = params_of(label_smoothing);
+  const CrossEntropyParams cp = params_of(label_smoothing, input, weight, reduction);
   RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index,
                                      /*want_grad_input=*/true, /*want_grad_target=*/false, /*inplace=*/true);
   return forward(p, cp).first;

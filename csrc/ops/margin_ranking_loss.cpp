@@ -20,14 +20,18 @@ PointwiseCall margin_ranking_loss_call(const Tensor& input1, const Tensor& input
   // torch negates the target and subtracts the inputs: both refuse bool tensors (its messages).
   TORCH_CHECK(target.scalar_type() != at::kBool, kOp, ": Negation, the `-` operator, on a bool tensor is not "
               "supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.");
-  TORCH_CHECK(input1.scalar_type() != at::kBool || input2.scalar_type() != at::kBool, kOp,
-              ": Subtraction, the `-` operator, with two bool tensors is not supported. "
-              "Use the `^` or `logical_xor()` operator instead.");
+  TORCH_CHECK(input1.scalar_type() != at::kBool && input2.scalar_type() != at::kBool, kOp,
+              ": Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+              "mask, use the `~` or `logical_not()` operator instead.");
   // The driver's checks would name the operands input/target/operand 2: check with the real names.
   const char* names[] = {"input1", "input2", "target"};
   const Tensor* ts[] = {&input1, &input2, &target};
-  for (int k = 0; k < 3; ++k)
+  for (int k = 0; k < 3; ++k) {
+    // torch's clamp_min raises NotImplementedError for complex operands.
+    TORCH_CHECK_NOT_IMPLEMENTED(!at::isComplexType(ts[k]->scalar_type()), kOp, ": complex ", names[k],
+                                " is not supported (got ", ts[k]->scalar_type(), ")");
     if (!at::isIntegralType(ts[k]->scalar_type(), /*includeBool=*/true)) check_floating(kOp, names[k], *ts[k]);
+  }
   broadcast_shape(kOp, {input1, input2, target}, {names[0], names[1], names[2]});
   return {.op = kOp,
           .stub = &margin_ranking_loss_stub,

@@ -71,8 +71,10 @@ Tensor grad_as_input(const RowwiseProblem& p, const Tensor& input) {
 std::tuple<Tensor, Tensor, Tensor> multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p,
                                                      double margin, const OptTensor& weight, int64_t reduction,
                                                      std::array<bool, 1> grad_mask) {
+  // float16: the backward computes the gradient in float (rowwise_forward_grads, as the fake kernels).
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  Problem pr = prepare(input, target, p, margin, weight, reduction, reduce && grad_mask[0]);
+  const bool grads = reduce && rowwise_forward_grads(input, target, weight);
+  Problem pr = prepare(input, target, p, margin, weight, reduction, grads && grad_mask[0]);
   Tensor loss = rowwise_loss_buffer(pr.p);
   Tensor saved = rowwise_saved_buffer(pr.p, MultiMarginRow<float, 1>::kSaved);
   pr.p.args.mode = RowMode::kForward;

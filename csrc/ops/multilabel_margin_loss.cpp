@@ -70,8 +70,10 @@ Tensor grad_as_input(const RowwiseProblem& p, const Tensor& input) {
 
 std::tuple<Tensor, Tensor, Tensor> multilabel_margin_loss(const Tensor& input, const Tensor& target, int64_t reduction,
                                                           std::array<bool, 1> grad_mask) {
+  // float16: the backward computes the gradient in float (rowwise_forward_grads, as the fake kernels).
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  Problem pr = prepare(input, target, reduction, reduce && grad_mask[0]);
+  const bool grads = reduce && rowwise_forward_grads(input, target, c10::nullopt);
+  Problem pr = prepare(input, target, reduction, grads && grad_mask[0]);
   const RowwiseArgs& a = pr.p.args;
   use_is_target(pr, at::empty({a.N, a.C}, pr.p.input.options()));
   Tensor loss = rowwise_loss_buffer(pr.p);
@@ -87,11 +89,13 @@ Tensor multilabel_margin_loss_backward(const Tensor& grad_output, const Tensor& 
   Problem pr = prepare(input, target, reduction, grad_mask[0]);
   if (pr.p.grad_input.defined()) {
     const RowwiseArgs& a = pr.p.args;
-    TORCH_CHECK(is_target.sizes().equals(input.sizes()) && is_target.scalar_type() == pr.p.input.scalar_type() &&
-                    is_target.device() == input.device(),
-                kOp, ": expected the forward's is_target of shape ", shape_str(input.sizes()), ", but got ",
-                shape_str(is_target.sizes()), " ", is_target.scalar_type());
-    use_is_target(pr, is_target.reshape({a.N, a.C}).contiguous());
+    TORCH_CHECK(is_target.sizes().equals(input.sizes()) && is_target.device() == input.device(), kOp,
+                ": expected the forward's is_target of shape ", shape_str(input.sizes()), ", but got ",
+                shape_str(is_target.sizes()));
+    // 0/1 values: any dtype converts exactly (under autocast the forward ran in float32 while the
+    // eager autograd Function saved the caller's float16 input).
+    const at::ScalarType dt = pr.p.input.scalar_type();
+    use_is_target(pr, (is_target.scalar_type() == dt ? is_target : is_target.to(dt)).reshape({a.N, a.C}).contiguous());
     Tensor go = grad_output;
     if (a.reduction == Reduction::None) {
       TORCH_CHECK(go.sizes().equals(pr.loss_shape), kOp, ": expected grad_output of shape ",

@@ -22,9 +22,8 @@ void run(const RowwiseProblem& p) {
 
 std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, const OptTensor& weight,
                                     int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask) {
-  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  RowwiseProblem p =
-      rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, reduce && grad_mask[0], false);
+  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads(input, target, weight);
+  RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grads && grad_mask[0], false);
   Tensor loss = rowwise_loss_buffer(p);
   p.args.mode = RowMode::kForward;
   p.args.loss = loss.data_ptr();

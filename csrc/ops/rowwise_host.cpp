@@ -130,8 +130,8 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   }
   const int64_t C = d == 1 ? input.size(0) : input.size(1);
   if (weight.defined()) {
-    // torch's K-dim kernels (inputs of 3+ dims) take any weight of C elements, e.g. (C, 1).
-    TORCH_CHECK((weight.dim() == 1 || d >= 3) && weight.numel() == C, op, ": weight tensor should be defined either for all ", C,
+    // torch's K-dim class-index kernels (inputs of 3+ dims) take any weight of C elements, e.g. (C, 1).
+    TORCH_CHECK((weight.dim() == 1 || (d >= 3 && !prob)) && weight.numel() == C, op, ": weight tensor should be defined either for all ", C,
                 " classes or no classes but got weight tensor of shape: ", shape_str(weight.sizes()));
     if (!prob) {
       TORCH_CHECK(weight.scalar_type() == input.scalar_type(), op, ": expected scalar type ", input.scalar_type(),
@@ -297,6 +297,11 @@ at::Tensor rowwise_use_saved(RowwiseProblem& p, const at::Tensor& saved, int64_t
   at::Tensor t = saved.contiguous();
   p.args.saved = const_cast<void*>(t.const_data_ptr());
   return t;
+}
+
+bool rowwise_forward_grads(const at::Tensor& input, const at::Tensor& target, const c10::optional<at::Tensor>& weight) {
+  const auto half = [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kHalf; };
+  return !half(input) && !half(target) && !(weight.has_value() && half(*weight));
 }
 
 at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, at::ScalarType dtype) {

@@ -40,6 +40,12 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input,
                                const c10::optional<at::Tensor>& weight, int64_t reduction, int64_t ignore_index,
                                bool want_grad_input, bool want_grad_target, bool inplace = false);
 
+// Whether a reduced forward writes the gradients in its own pass: not when an operand is float16.
+// A float16 gradient rounded before grad_output multiplies it breaks loss scaling (r = 1/N is
+// subnormal in float16 for N > 16384), so the backward computes it in float from the saved
+// statistics and rounds once, as the pointwise host does (the fake kernels follow the same rule).
+bool rowwise_forward_grads(const at::Tensor& input, const at::Tensor& target, const c10::optional<at::Tensor>& weight);
+
 // A per-sample (N, S) buffer of the given dtype with shape p.sample_shape (contiguous).
 at::Tensor rowwise_sample_buffer(const RowwiseProblem& p, at::ScalarType dtype);
 // The loss output: 0-d for mean/sum, else a per-sample buffer (p's dtype).
