@@ -194,6 +194,15 @@ def _cases() -> List[Case]:
         return make
 
     add("hinge_embedding_loss", "{}", hinge, (64,), (M,), (16 * M,))
+
+    def cosine(n, d):
+        def make(device, dtype, g):
+            x1 = _randn((n, d), device, dtype, g)
+            x2 = (x1.float() + _randn((n, d), device, torch.float32, g)).to(dtype)
+            return [x1, x2, signs(n, device, g).to(dtype)], {"margin": 0.1}, (0, 1)
+        return make
+
+    add("cosine_embedding_loss", "{}x{}", cosine, (64, 128), (65536, 128), (1 << 20, 128))
     return cs
 
 

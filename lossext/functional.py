@@ -30,6 +30,7 @@ __all__ = [
     "multilabel_soft_margin_loss",
     "margin_ranking_loss",
     "hinge_embedding_loss",
+    "cosine_embedding_loss",
 ]
 
 
@@ -374,3 +375,23 @@ def hinge_embedding_loss(
     if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
         target = target.detach()
     return _call("hinge_embedding_loss", input, target, float(margin), r, grad_mask(input))[0]
+
+
+# ---- embedding losses on the row-wise driver (one row = one sample's D features) ----------------
+
+def cosine_embedding_loss(
+    input1: Tensor,
+    input2: Tensor,
+    target: Tensor,
+    margin: float = 0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """1 - cos(x1, x2) where target == 1, max(0, cos(x1, x2) - margin) where target == -1, 0 for any
+    other target (as torch). input1 and input2 are differentiable; the target is only compared."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
+        target = target.detach()
+    return _call("cosine_embedding_loss", input1, input2, target, float(margin), r, grad_mask(input1, input2))[0]
+

@@ -26,6 +26,7 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "MarginRankingLoss",
     "HingeEmbeddingLoss",
+    "CosineEmbeddingLoss",
 ]
 
 
@@ -143,3 +144,11 @@ class HingeEmbeddingLoss(torch.nn.HingeEmbeddingLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(torch.nn.CosineEmbeddingLoss):
+    __doc__ = torch.nn.CosineEmbeddingLoss.__doc__
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return LF.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
