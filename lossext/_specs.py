@@ -95,6 +95,20 @@ def _cosine_aux(a):
     return [s.new_empty((*s.shape, 3), dtype=_math_dtype(s.dtype))]
 
 
+_TRIPLET = ("anchor", "positive", "negative")
+
+
+def _triplet_none_loss(a):
+    return _embedding_samples(a, _TRIPLET)
+
+
+def _triplet_aux(a):
+    """The forward's saved statistics of the three distances per sample (6 for p = +-inf), in the
+    math dtype (csrc/losses/triplet_margin_loss.h)."""
+    s = _embedding_samples(a, _TRIPLET)
+    return [s.new_empty((*s.shape, 6 if abs(a["p"]) == float("inf") else 3), dtype=_math_dtype(s.dtype))]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -123,6 +137,8 @@ SPECS = [
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("cosine_embedding_loss", diff=_COSINE, operands=_COSINE, none_loss=_cosine_none_loss,
              aux=_cosine_aux, loss_dtype=_cosine_dtype, forward_grads_fp16=True),
+    LossSpec("triplet_margin_loss", diff=_TRIPLET, operands=_TRIPLET, none_loss=_triplet_none_loss,
+             aux=_triplet_aux, forward_grads_fp16=True),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
 

@@ -203,6 +203,18 @@ def _cases() -> List[Case]:
         return make
 
     add("cosine_embedding_loss", "{}x{}", cosine, (64, 128), (65536, 128), (1 << 20, 128))
+
+    def triplet(n, d, **kw):
+        def make(device, dtype, g):
+            a = _randn((n, d), device, dtype, g)
+            p = (a.float() + _randn((n, d), device, torch.float32, g, 0.8)).to(dtype)
+            q = (a.float() + _randn((n, d), device, torch.float32, g, 1.2)).to(dtype)
+            return [a, p, q], kw, (0, 1, 2)
+        return make
+
+    add("triplet_margin_loss", "{}x{}", triplet, (64, 128), (65536, 128), (1 << 20, 128))
+    add("triplet_margin_loss", "{}x{} swap p=1", lambda n, d: triplet(n, d, swap=True, p=1.0), (64, 128),
+        (65536, 128))
     return cs
 
 

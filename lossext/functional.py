@@ -31,6 +31,7 @@ __all__ = [
     "margin_ranking_loss",
     "hinge_embedding_loss",
     "cosine_embedding_loss",
+    "triplet_margin_loss",
 ]
 
 
@@ -394,4 +395,25 @@ def cosine_embedding_loss(
     if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
         target = target.detach()
     return _call("cosine_embedding_loss", input1, input2, target, float(margin), r, grad_mask(input1, input2))[0]
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2,
+    eps: float = 1e-6,
+    swap: bool = False,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)), d(x, y) = ||x - y + eps||_p over the last dim (torch's
+    pairwise_distance); with swap, d(a, n) is min(d(a, n), d(p, n)). All three are differentiable."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    return _call("triplet_margin_loss", anchor, positive, negative, float(margin), float(p), float(eps), bool(swap),
+                 r, grad_mask(anchor, positive, negative))[0]
 

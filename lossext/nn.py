@@ -27,6 +27,7 @@ __all__ = [
     "MarginRankingLoss",
     "HingeEmbeddingLoss",
     "CosineEmbeddingLoss",
+    "TripletMarginLoss",
 ]
 
 
@@ -151,4 +152,12 @@ class CosineEmbeddingLoss(torch.nn.CosineEmbeddingLoss):
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
         return LF.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class TripletMarginLoss(torch.nn.TripletMarginLoss):
+    __doc__ = torch.nn.TripletMarginLoss.__doc__
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return LF.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+                                      swap=self.swap, reduction=self.reduction)
 

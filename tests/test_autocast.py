@@ -40,6 +40,7 @@ def _cases(device, dtype):
         "margin_ranking_loss": ((r(6, 9), r(6, 9), torch.sign(r(6, 9))), {"margin": 0.2}),
         "hinge_embedding_loss": ((r(6, 9), torch.sign(r(6, 9))), {"margin": 0.5}),
         "cosine_embedding_loss": ((r(6, 9), r(6, 9), torch.sign(r(6))), {"margin": 0.2}),
+        "triplet_margin_loss": ((r(6, 9), r(6, 9), r(6, 9)), {"swap": True}),
     }
 
 
