@@ -139,6 +139,9 @@ SPECS = [
              aux=_cosine_aux, loss_dtype=_cosine_dtype, forward_grads_fp16=True),
     LossSpec("triplet_margin_loss", diff=_TRIPLET, operands=_TRIPLET, none_loss=_triplet_none_loss,
              aux=_triplet_aux, forward_grads_fp16=True),
+    # The margin on a user distance function's outputs (dist_swap None without swap).
+    LossSpec("triplet_margin_with_distance_loss", diff=("dist_pos", "dist_neg", "dist_swap"),
+             operands=("dist_pos", "dist_neg", "dist_swap")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
 

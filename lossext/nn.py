@@ -28,6 +28,7 @@ __all__ = [
     "HingeEmbeddingLoss",
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
 ]
 
 
@@ -161,3 +162,11 @@ class TripletMarginLoss(torch.nn.TripletMarginLoss):
         return LF.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
                                       swap=self.swap, reduction=self.reduction)
 
+
+class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
+    __doc__ = torch.nn.TripletMarginWithDistanceLoss.__doc__
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        # torch's default distance is an nn.PairwiseDistance(): lossext's native path.
+        return LF.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
+                                                    margin=self.margin, swap=self.swap, reduction=self.reduction)
