@@ -49,6 +49,9 @@ def _tmd(a, pos, n, reduction, dtype=None, **kw):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dist", list(DISTANCES))
 def test_matches_torch(dist, reduction, dtype, device):
+    # Seeded: in the half types torch's rounding of margin + d_ap - d_neg can put a random row on the
+    # other side of the hinge than lossext's float arithmetic (a gradient of 0 against 1).
+    torch.manual_seed(0)
     for shape in [(6, 5), (7,), (0, 3), (2, 3, 4)]:
         if dist == "cosine" and len(shape) != 2:
             continue

@@ -26,6 +26,7 @@ struct CosineEmbeddingRow {
   static constexpr bool kPass1 = true, kOther = true, kWeighted = false;
   // Statistics: |x1|^2, |x2|^2, x1.x2. Saved for the backward: the same three (reduction none).
   static constexpr int kStats = 3, kCoefs = 3, kSaved = 3;
+  static constexpr bool kSumStats = true;  // merge is addition (lossext/rowwise.h)
 
   M margin, inv1, inv2;
   C10_HOST_DEVICE CosineEmbeddingRow(const CosineEmbeddingParams& p, int64_t, M)

@@ -54,6 +54,7 @@ struct TripletMarginRow {
   // Per pair (ap, an, pn): the sum of |u|^q, or for +-inf the extreme |u| and its number of ties.
   // Saved for the backward: the same.
   static constexpr int kStats = kInf ? 6 : 3, kCoefs = 6, kSaved = kStats;
+  static constexpr bool kSumStats = !kInf;  // sums of |u|^q merge by addition (lossext/rowwise.h)
 
   M margin, q, eps, inv[3];
   bool swap, neg;  // neg: q = -inf (the extreme is the minimum)

@@ -134,6 +134,14 @@ C10_HOST_DEVICE inline double value_at(const RowwiseArgs& a, int64_t n, int64_t 
                      : static_cast<double>(static_cast<const float*>(a.value)[off]);
 }
 
+// Whether F's statistics merge by plain addition (F::kSumStats; false when F does not declare it):
+// the CPU driver then folds the vector lanes with ATen's shuffle reduction instead of the generic
+// tree through memory (whose partial reloads stall store forwarding: ~100 ns a row).
+template <class F, class = void>
+struct RowSumStats { static constexpr bool value = false; };
+template <class F>
+struct RowSumStats<F, std::void_t<decltype(F::kSumStats)>> { static constexpr bool value = F::kSumStats; };
+
 // Whether functor F takes a third operand (F::kThird; false when F does not declare it).
 template <class F, class = void>
 struct RowThird { static constexpr bool value = false; };

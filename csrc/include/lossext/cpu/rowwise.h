@@ -189,6 +189,10 @@ struct RowDriver {
 
   // The lanes folded into lane 0 by a fixed tree (merge of the upper half into the lower half).
   void fold(V (&s)[kS], M (&out)[kS]) const {
+    if constexpr (RowSumStats<F>::value) {
+      for (int k = 0; k < kS; ++k) out[k] = at::vec::vec_reduce_all<M>([](V a, V b) { return a + b; }, s[k]);
+      return;
+    }
     alignas(64) M buf[kS][L];
     for (int64_t w = L / 2; w >= 1; w /= 2) {
       V hi[kS];
@@ -262,20 +266,27 @@ struct RowDriver {
       M st[kS] = {};
       if constexpr (F::kPass1) {
         const V x0(a.C > 0 ? static_cast<M>(r.x[0]) : M(0));  // (a row of no elements: empty_row_loss)
-        c10::SmallVector<std::array<M, kS>, 1> part(split ? ceil_div(a.C, kRowChunkElems) : 1);  // no heap per row
-        for_segments(split, [&](int64_t j0, int64_t j1) {
+        if (!split) {  // one segment: straight into st (no segment buffer; the same operations)
           V vs[kS];
-          M out[kS];
           f.init(vs, x0);
-          pass1(r.x, r.y, r.z, j0, j1, vs);
-          fold(vs, out);
-          std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
-        });
-        std::copy(part[0].begin(), part[0].end(), st);
-        for (size_t q = 1; q < part.size(); ++q) {
-          M o[kS];
-          std::copy(part[q].begin(), part[q].end(), o);
-          f.merge(st, o);
+          pass1(r.x, r.y, r.z, 0, a.C, vs);
+          fold(vs, st);
+        } else {
+          std::vector<std::array<M, kS>> part(ceil_div(a.C, kRowChunkElems));  // few, long rows
+          for_segments(split, [&](int64_t j0, int64_t j1) {
+            V vs[kS];
+            M out[kS];
+            f.init(vs, x0);
+            pass1(r.x, r.y, r.z, j0, j1, vs);
+            fold(vs, out);
+            std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
+          });
+          std::copy(part[0].begin(), part[0].end(), st);
+          for (size_t q = 1; q < part.size(); ++q) {
+            M o[kS];
+            std::copy(part[q].begin(), part[q].end(), o);
+            f.merge(st, o);
+          }
         }
       }
       loss = f.finish(st, smp, k, saved_at(i));
