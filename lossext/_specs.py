@@ -59,6 +59,16 @@ def _cross_entropy_aux(a):
     return [samples.new_empty((*samples.shape, 3 if prob else 2))]
 
 
+# ---- embedding losses (the feature dim last; csrc/include/lossext/embedding_host.h) -------------
+def _embedding_samples(a, names, value=None, dtype=None):
+    """The batch shape the operands (and a per-sample value target) broadcast to."""
+    ts = [a[n] for n in names]
+    shapes = [t.shape[:-1] if t.dim() > 0 else () for t in ts]
+    if value is not None:
+        shapes.append(a[value].shape)
+    return ts[0].new_empty(torch.broadcast_shapes(*shapes), dtype=dtype or _promoted(ts))
+
+
 def _math_dtype(dt):
     return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
 
@@ -83,6 +93,40 @@ def _multilabel_margin_none_loss(a):
 def _multilabel_margin_aux(a):
     """The forward's is-target buffer (input-shaped, contiguous, the input's dtype), as torch's."""
     return [a["input"].new_empty(a["input"].shape)]
+_COSINE = ("input1", "input2")
+
+
+def _cosine_dtype(a):
+    """torch's: integer operands count as the default float dtype (|x|^2 + EPSILON), then promoted."""
+    dt = _promoted([a[n] for n in _COSINE])
+    for n in _COSINE:
+        if not a[n].is_floating_point():
+            dt = torch.promote_types(dt, torch.get_default_dtype())
+    return dt
+
+
+def _cosine_none_loss(a):
+    return _embedding_samples(a, _COSINE, "target", _cosine_dtype(a))
+
+
+def _cosine_aux(a):
+    """The forward's saved (|x1|^2, |x2|^2, x1.x2) per sample, in the math dtype."""
+    s = _embedding_samples(a, _COSINE, "target", _cosine_dtype(a))
+    return [s.new_empty((*s.shape, 3), dtype=_math_dtype(s.dtype))]
+
+
+_TRIPLET = ("anchor", "positive", "negative")
+
+
+def _triplet_none_loss(a):
+    return _embedding_samples(a, _TRIPLET)
+
+
+def _triplet_aux(a):
+    """The forward's saved statistics of the three distances per sample (6 for p = +-inf), in the
+    math dtype (csrc/losses/triplet_margin_loss.h)."""
+    s = _embedding_samples(a, _TRIPLET)
+    return [s.new_empty((*s.shape, 6 if abs(a["p"]) == float("inf") else 3), dtype=_math_dtype(s.dtype))]
 
 
 SPECS = [
@@ -114,6 +158,13 @@ SPECS = [
     LossSpec("multilabel_margin_loss", diff=("input",), none_loss=_multilabel_margin_none_loss,
              aux=_multilabel_margin_aux, operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
+    LossSpec("cosine_embedding_loss", diff=_COSINE, operands=_COSINE, none_loss=_cosine_none_loss,
+             aux=_cosine_aux, loss_dtype=_cosine_dtype),
+    LossSpec("triplet_margin_loss", diff=_TRIPLET, operands=_TRIPLET, none_loss=_triplet_none_loss,
+             aux=_triplet_aux),
+    # The margin on a user distance function's outputs (dist_swap None without swap).
+    LossSpec("triplet_margin_with_distance_loss", diff=("dist_pos", "dist_neg", "dist_swap"),
+             operands=("dist_pos", "dist_neg", "dist_swap")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
 

@@ -213,6 +213,26 @@ def _cases() -> List[Case]:
 
     add("multilabel_margin_loss", "{}x{} ({} targets)", multilabel_margin, (64, 100, 5), (16384, 100, 5),
         (262144, 100, 5))
+    def cosine(n, d):
+        def make(device, dtype, g):
+            x1 = _randn((n, d), device, dtype, g)
+            x2 = (x1.float() + _randn((n, d), device, torch.float32, g)).to(dtype)
+            return [x1, x2, signs(n, device, g).to(dtype)], {"margin": 0.1}, (0, 1)
+        return make
+
+    add("cosine_embedding_loss", "{}x{}", cosine, (64, 128), (65536, 128), (1 << 20, 128))
+
+    def triplet(n, d, **kw):
+        def make(device, dtype, g):
+            a = _randn((n, d), device, dtype, g)
+            p = (a.float() + _randn((n, d), device, torch.float32, g, 0.8)).to(dtype)
+            q = (a.float() + _randn((n, d), device, torch.float32, g, 1.2)).to(dtype)
+            return [a, p, q], kw, (0, 1, 2)
+        return make
+
+    add("triplet_margin_loss", "{}x{}", triplet, (64, 128), (65536, 128), (1 << 20, 128))
+    add("triplet_margin_loss", "{}x{} swap p=1", lambda n, d: triplet(n, d, swap=True, p=1.0), (64, 128),
+        (65536, 128))
     return cs
 
 

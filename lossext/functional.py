@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -32,6 +32,9 @@ __all__ = [
     "hinge_embedding_loss",
     "multi_margin_loss",
     "multilabel_margin_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]
 
 
@@ -413,3 +416,87 @@ def multilabel_margin_loss(
     RuntimeError, as torch; CUDA (no host sync): that sample's loss and gradient are NaN."""
     r = reduction_enum(reduction, size_average, reduce)
     return _call("multilabel_margin_loss", input, target, r, grad_mask(input))[0]
+
+
+# ---- embedding losses on the row-wise driver (one row = one sample's D features) ----------------
+
+def cosine_embedding_loss(
+    input1: Tensor,
+    input2: Tensor,
+    target: Tensor,
+    margin: float = 0,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """1 - cos(x1, x2) where target == 1, max(0, cos(x1, x2) - margin) where target == -1, 0 for any
+    other target (as torch). input1 and input2 are differentiable; the target is only compared."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
+        target = target.detach()
+    return _call("cosine_embedding_loss", input1, input2, target, float(margin), r, grad_mask(input1, input2))[0]
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2,
+    eps: float = 1e-6,
+    swap: bool = False,
+    size_average: Optional[bool] = None,
+    reduce: Optional[bool] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)), d(x, y) = ||x - y + eps||_p over the last dim (torch's
+    pairwise_distance); with swap, d(a, n) is min(d(a, n), d(p, n)). All three are differentiable."""
+    r = reduction_enum(reduction, size_average, reduce)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    return _call("triplet_margin_loss", anchor, positive, negative, float(margin), float(p), float(eps), bool(swap),
+                 r, grad_mask(anchor, positive, negative))[0]
+
+
+def triplet_margin_with_distance_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    *,
+    distance_function: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+    margin: float = 1.0,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Without a distance function, triplet_margin_loss with torch.pairwise_distance's p=2, eps=1e-6
+    (all native). With one, the callable's distances (autograd flows through it) feed lossext's
+    native margin op: max(0, margin + d(a, p) - d_neg), d_neg = d(a, n) or, with swap,
+    min(d(a, n), d(p, n)), reduced as asked."""
+    if reduction not in ("mean", "sum", "none"):  # torch's checks, in its order
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if not (anchor.ndim == positive.ndim == negative.ndim):
+        raise RuntimeError(
+            f"The anchor, positive, and negative tensors are expected to have the same number of dimensions, "
+            f"but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative {negative.ndim}D inputs")
+    native = _native_pairwise(distance_function)
+    if native is not None:
+        return triplet_margin_loss(anchor, positive, negative, margin=margin, p=native[0], eps=native[1], swap=swap,
+                                   reduction=reduction)
+    dist_pos = distance_function(anchor, positive)
+    dist_neg = distance_function(anchor, negative)
+    dist_swap = distance_function(positive, negative) if swap else None
+    r = reduction_enum(reduction)
+    return _call("triplet_margin_with_distance_loss", dist_pos, dist_neg, dist_swap, float(margin), r,
+                 grad_mask(dist_pos, dist_neg, dist_swap))[0]
+
+
+def _native_pairwise(fn):
+    """(p, eps) where `fn` is torch's pairwise distance (None, torch.pairwise_distance,
+    F.pairwise_distance, or a plain nn.PairwiseDistance without keepdim), else None."""
+    if fn is None or fn is torch.pairwise_distance or fn is torch.nn.functional.pairwise_distance:
+        return 2.0, 1e-6
+    if type(fn) is torch.nn.PairwiseDistance and not fn.keepdim and not (fn._forward_hooks or fn._forward_pre_hooks):
+        return float(fn.norm), float(fn.eps)
+    return None

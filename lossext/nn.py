@@ -28,6 +28,9 @@ __all__ = [
     "HingeEmbeddingLoss",
     "MultiMarginLoss",
     "MultiLabelMarginLoss",
+    "CosineEmbeddingLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
 ]
 
 
@@ -160,3 +163,25 @@ class MultiLabelMarginLoss(torch.nn.MultiLabelMarginLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return LF.multilabel_margin_loss(input, target, reduction=self.reduction)
+class CosineEmbeddingLoss(torch.nn.CosineEmbeddingLoss):
+    __doc__ = torch.nn.CosineEmbeddingLoss.__doc__
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return LF.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
+
+
+class TripletMarginLoss(torch.nn.TripletMarginLoss):
+    __doc__ = torch.nn.TripletMarginLoss.__doc__
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return LF.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
+                                      swap=self.swap, reduction=self.reduction)
+
+
+class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
+    __doc__ = torch.nn.TripletMarginWithDistanceLoss.__doc__
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        # torch's default distance is an nn.PairwiseDistance(): lossext's native path.
+        return LF.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
+                                                    margin=self.margin, swap=self.swap, reduction=self.reduction)

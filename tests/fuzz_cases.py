@@ -298,6 +298,42 @@ def _margin_ranking(rng):
     return case
 
 
+def _cosine_embedding(rng):
+    names = ("input1", "input2", "target")
+    case = common(rng, "cosine_embedding_loss", names, names[:2])
+    n, d = rng.choice([0, 1, 3, 5]), rng.choice([0, 1, 2, 5, 17])
+    unbatched = rng.random() < 0.15
+    s1 = s2 = (d,) if unbatched else (n, d)
+    if not unbatched and rng.random() < 0.15:  # a broadcast batch or feature dim
+        s2 = rng.choice([(1, d), (n, 1)])
+        case.notes.append("broadcast")
+    case.args.append(layout(rng, real(rng), s1, case.dtype, case.notes))
+    case.args.append(layout(rng, real(rng), s2, case.dtype, case.notes))
+    pool = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.0, 2.0], dtype=torch.float64)  # torch: neither term for 0, 2
+    tdt = case.dtype if rng.random() < 0.8 else rng.choice(DTYPES + [torch.int64])
+    case.args.append(pool[torch.randint(0, len(pool), () if unbatched else (n,))].to(tdt))
+    case.kwargs["margin"] = rng.choice([0.0, 0.5, -0.5])
+    reduction(rng, case)
+    maybe_bad_dtype(rng, case, 0)
+    return case
+
+
+def _triplet(rng):
+    names = ("anchor", "positive", "negative")
+    case = common(rng, "triplet_margin_loss", names, names)
+    shp = shape(rng, 1, 3)
+    for k in range(3):
+        s = tuple(1 if d > 1 and rng.random() < 0.1 else d for d in shp) if k else shp  # sizes of 1 broadcast
+        if s != shp:
+            case.notes.append("broadcast")
+        case.args.append(layout(rng, real(rng), s, case.dtype, case.notes))
+    case.kwargs.update(margin=rng.choice([1.0, 0.5, 2.0]), p=rng.choice([2.0, 2.0, 1.0, 3.0, 0.5, math.inf]),
+                       eps=rng.choice([1e-6, 0.0]), swap=rng.random() < 0.4)
+    reduction(rng, case)
+    maybe_bad_dtype(rng, case, rng.randint(0, 2))
+    return case
+
+
 def _hinge(rng):
     case = common(rng, "hinge_embedding_loss", ("input", "target"), ("input",))
     pool = torch.tensor([1.0, -1.0, 1.0, -1.0, 0.0, 2.0], dtype=torch.float64)  # torch: != 1 and != -1 count twice
@@ -329,6 +365,8 @@ GENERATORS = {
     "hinge_embedding_loss": _hinge,
     "multi_margin_loss": _multi_margin,
     "multilabel_margin_loss": _multilabel_margin,
+    "cosine_embedding_loss": _cosine_embedding,
+    "triplet_margin_loss": _triplet,
 }
 
 
@@ -359,7 +397,7 @@ def _unscaled_gradient_overflow(c, w):
 
 DEVIATIONS = [
     Deviation(("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "poisson_nll_loss",
-               "gaussian_nll_loss"),
+               "gaussian_nll_loss", "triplet_margin_loss"),
               "README: complex inputs raise NotImplementedError (torch computes)",
               lambda c, w: _has(c, "complex") and "lossext NotImplementedError" in w),
     Deviation(("huber_loss",), "README, where torch itself fails: huber_loss's backward with a target of "
@@ -399,6 +437,16 @@ DEVIATIONS = [
     Deviation(("multi_margin_loss", "multilabel_margin_loss"), "README: an empty batch's mean is NaN and its sum 0 (torch returns "
               "uninitialised memory)", lambda c, w: c.args[0].dim() == 2 and c.args[0].shape[0] == 0
               and c.kwargs.get("reduction") in ("mean", "sum") and "value:" in w),
+    Deviation(("cosine_embedding_loss",), "README: integer operands are converted to the computation dtype "
+              "first; torch's integer products (x1 * x1).sum() overflow (int32 wraps)",
+              lambda c, w: any(n.startswith("arg0:torch.int") for n in c.notes) and "value:" in w),
+    Deviation(("cosine_embedding_loss",), "README (as issue 8 item 5): the half-type gradient of an operand "
+              "broadcast along the features is rounded per element before it is summed (cancellation)",
+              lambda c, w: _has(c, "broadcast") and c.dtype in (torch.float16, torch.bfloat16) and "grad" in w),
+    Deviation(("triplet_margin_loss",), "rounding: margin + d(a, p) - d(a, n) cancels; distances near 1e4 summed "
+              "in another order than torch's norm differ by ulp(d), far above the loss's own tolerance",
+              lambda c, w: "value:" in w and max((a.double().nan_to_num(0, 0, 0).abs().max().item() if a.numel() else 0)
+                                                 for a in c.args if isinstance(a, torch.Tensor)) >= 1e3),
     Deviation(tuple(GENERATORS), "README: a per-element gradient beyond the dtype's range before the "
               "reduction's scale and grad_output multiply it is inf (torch scales first)",
               _unscaled_gradient_overflow),

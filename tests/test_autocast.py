@@ -41,6 +41,8 @@ def _cases(device, dtype):
         "hinge_embedding_loss": ((r(6, 9), torch.sign(r(6, 9))), {"margin": 0.5}),
         "multi_margin_loss": ((r(6, 9), t), {"p": 2, "margin": 0.5}),
         "multilabel_margin_loss": ((r(6, 9), torch.tensor([[0, 3, -1, 1, 2, 0, 0, 0, 0]] * 6, device=device)), {}),
+        "cosine_embedding_loss": ((r(6, 9), r(6, 9), torch.sign(r(6))), {"margin": 0.2}),
+        "triplet_margin_loss": ((r(6, 9), r(6, 9), r(6, 9)), {"swap": True}),
     }
 
 

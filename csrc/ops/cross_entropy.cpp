@@ -53,7 +53,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, co
                                                          int64_t ignore_index, double label_smoothing,
                                                          std::array<bool, 2> grad_mask) {
   const CrossEntropyParams cp = params_of(label_smoothing, input, weight, reduction);
-  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads(input, target, weight);
+  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads({input, target, weight.value_or(Tensor())});
   RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grads && grad_mask[0],
                                      grads && grad_mask[1]);
   check_target_mask(p, grad_mask);

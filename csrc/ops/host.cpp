@@ -285,7 +285,8 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
     // A float16 gradient written here would be rounded (scaled by 1/N) before grad_output multiplies
     // it: under loss scaling it overflows or underflows where torch's does not. So with a float16
     // operand the forward writes none, and the backward computes grad_output * scale * g in float
-    // and rounds once (lossext/_registry.py: LossSpec.forward_grads_fp16 says the same for fakes).
+    // and rounds once (the fakes: lossext/_registry.py _forward_writes_grads; the row-wise ops:
+    // rowwise_forward_grads).
     if (!any_half(call.inputs))
       for (int k = 0; k < call.n_grads; ++k)
         if (k < int(call.grad_mask.size()) && call.grad_mask[k] && p.in[k].defined()) grads[k] = grad_buffer(p, k);

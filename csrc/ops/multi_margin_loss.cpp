@@ -73,7 +73,7 @@ std::tuple<Tensor, Tensor, Tensor> multi_margin_loss(const Tensor& input, const 
                                                      std::array<bool, 1> grad_mask) {
   // float16: the backward computes the gradient in float (rowwise_forward_grads, as the fake kernels).
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  const bool grads = reduce && rowwise_forward_grads(input, target, weight);
+  const bool grads = reduce && rowwise_forward_grads({input, target, weight.value_or(Tensor())});
   Problem pr = prepare(input, target, p, margin, weight, reduction, grads && grad_mask[0]);
   Tensor loss = rowwise_loss_buffer(pr.p);
   Tensor saved = rowwise_saved_buffer(pr.p, MultiMarginRow<float, 1>::kSaved);

@@ -72,7 +72,7 @@ std::tuple<Tensor, Tensor, Tensor> multilabel_margin_loss(const Tensor& input, c
                                                           std::array<bool, 1> grad_mask) {
   // float16: the backward computes the gradient in float (rowwise_forward_grads, as the fake kernels).
   const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
-  const bool grads = reduce && rowwise_forward_grads(input, target, c10::nullopt);
+  const bool grads = reduce && rowwise_forward_grads({input, target});
   Problem pr = prepare(input, target, reduction, grads && grad_mask[0]);
   const RowwiseArgs& a = pr.p.args;
   use_is_target(pr, at::empty({a.N, a.C}, pr.p.input.options()));

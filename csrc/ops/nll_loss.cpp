@@ -22,7 +22,7 @@ void run(const RowwiseProblem& p) {
 
 std::tuple<Tensor, Tensor> nll_loss(const Tensor& input, const Tensor& target, const OptTensor& weight,
                                     int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask) {
-  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads(input, target, weight);
+  const bool grads = reduction != static_cast<int64_t>(Reduction::None) && rowwise_forward_grads({input, target, weight.value_or(Tensor())});
   RowwiseProblem p = rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, grads && grad_mask[0], false);
   Tensor loss = rowwise_loss_buffer(p);
   p.args.mode = RowMode::kForward;

@@ -3,6 +3,8 @@
 #include <lossext/host.h>
 #include <lossext/rowwise_host.h>
 
+#include <algorithm>
+
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/core/ScalarType.h>
@@ -299,9 +301,9 @@ at::Tensor rowwise_use_saved(RowwiseProblem& p, const at::Tensor& saved, int64_t
   return t;
 }
 
-bool rowwise_forward_grads(const at::Tensor& input, const at::Tensor& target, const c10::optional<at::Tensor>& weight) {
-  const auto half = [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kHalf; };
-  return !half(input) && !half(target) && !(weight.has_value() && half(*weight));
+bool rowwise_forward_grads(std::initializer_list<at::Tensor> operands) {
+  return std::none_of(operands.begin(), operands.end(),
+                      [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kHalf; });
 }
 
 at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, at::ScalarType dtype) {

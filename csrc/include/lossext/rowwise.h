@@ -45,6 +45,16 @@
 // The class-target rules are nll_loss's by default; RowwiseArgs' use_ignore_index, weighted_mean
 // and index_error switch them to another loss's (multi_margin_loss: no ignore_index, the weighted
 // mean divides by the row count, an out-of-range target is a RuntimeError).
+// Embedding losses (cosine_embedding_loss, triplet_margin_loss) add, all opt-in with defaults that
+// leave the class losses unchanged:
+//   args.value        a per-row value target (N, S) in float32/float64 instead of class indices,
+//                     handed to the functor as smp.v (double: compared exactly as torch compares it)
+//   args.empty_row_loss  a row of C == 0 elements still has a loss (finish on the identity
+//                     statistics: 1 - cos = 1, the margin) and counts in the mean; by default such
+//                     a row is an empty sum (loss 0) and the mean's denominator is 0
+//   F::kThird         a third input-shaped operand (args.third, gradient args.grad_third): the
+//                     functor's add/grad take it after y: add(s, x, y, z, w), grad(k, x, y, z, w,
+//                     gx, gy, gz)
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -65,7 +75,15 @@ enum class RowMode : int {
 };
 
 // Operands with the input's (N, C, S) shape.
-enum RowOperand : int { kRowInput = 0, kRowGradInput = 1, kRowOther = 2, kRowGradOther = 3, kRowOperands = 4 };
+enum RowOperand : int {
+  kRowInput = 0,
+  kRowGradInput = 1,
+  kRowOther = 2,
+  kRowGradOther = 3,
+  kRowThird = 4,
+  kRowGradThird = 5,
+  kRowOperands = 6
+};
 
 struct RowwiseArgs {
   RowMode mode = RowMode::kForward;
@@ -82,6 +100,15 @@ struct RowwiseArgs {
   bool target_u8 = false;
   int64_t tN = 0, tS = 0;
   int64_t tC = 0;  // target-set losses (kTargetSet): the class stride of the (N, C) int64 target
+  // A per-row value target (N, S) with strides vN, vS: float64 if value_f64, else float32; nullptr
+  // when the loss has none (embedding losses: cosine_embedding_loss's y).
+  const void* value = nullptr;
+  bool value_f64 = false;
+  int64_t vN = 0, vS = 0;
+  // A row of no elements still has a loss and counts in the mean (see the top of this file).
+  bool empty_row_loss = false;
+  const void* third = nullptr;   // a third operand laid out like the input (triplet's negative), or nullptr
+  void* grad_third = nullptr;    // nullptr: not wanted
   const void* weight = nullptr;  // (C,) contiguous, dtype; nullptr: every class weighs 1
   int64_t ignore_index = -100;
   bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)
@@ -109,7 +136,30 @@ struct RowSample {
   M wt;  // class targets: weight of the target class (1 unweighted; NaN for an invalid target, CUDA)
   M xt;  // class targets: the target's logit (read before pass 2, which may overwrite it in place)
   M r;   // the gradient scale of the row
+  double v = 0;  // the row's value target (args.value), 0 without one
 };
+
+// The row's value target (args.value), 0 without one.
+C10_HOST_DEVICE inline double value_at(const RowwiseArgs& a, int64_t n, int64_t s) {
+  if (!a.value) return 0.0;
+  const int64_t off = n * a.vN + s * a.vS;
+  return a.value_f64 ? static_cast<const double*>(a.value)[off]
+                     : static_cast<double>(static_cast<const float*>(a.value)[off]);
+}
+
+// Whether F's statistics merge by plain addition (F::kSumStats; false when F does not declare it):
+// the CPU driver then folds the vector lanes with ATen's shuffle reduction instead of the generic
+// tree through memory (whose partial reloads stall store forwarding: ~100 ns a row).
+template <class F, class = void>
+struct RowSumStats { static constexpr bool value = false; };
+template <class F>
+struct RowSumStats<F, std::void_t<decltype(F::kSumStats)>> { static constexpr bool value = F::kSumStats; };
+
+// Whether functor F takes a third operand (F::kThird; false when F does not declare it).
+template <class F, class = void>
+struct RowThird { static constexpr bool value = false; };
+template <class F>
+struct RowThird<F, std::void_t<decltype(F::kThird)>> { static constexpr bool value = F::kThird; };
 
 // ---- class-index targets ---------------------------------------------------------------------
 
@@ -145,7 +195,7 @@ C10_HOST_DEVICE inline M denominator_weight(const RowwiseArgs& a, const ClassSam
 // The denominator of the mean that needs no data (no class targets): the number of rows, NaN for
 // an empty input (as torch's mean of nothing).
 C10_HOST_DEVICE inline double rows_mean_denominator(const RowwiseArgs& a) {
-  return a.C == 0 ? 0.0 : static_cast<double>(a.N) * static_cast<double>(a.S);
+  return (a.C == 0 && !a.empty_row_loss) ? 0.0 : static_cast<double>(a.N) * static_cast<double>(a.S);
 }
 
 // The sample handed to the functor: wt = w[t] (NaN for an invalid target), xt = x[t] (0 without
@@ -154,7 +204,7 @@ template <class T, class M = typename RowMath<T>::type>
 C10_HOST_DEVICE inline RowSample<M> row_sample(const RowwiseArgs& a, const ClassSample& cs, const T* x, int64_t sc,
                                                M r) {
   if (cs.invalid) return {std::numeric_limits<M>::quiet_NaN(), std::numeric_limits<M>::quiet_NaN(), r};
-  if (cs.cls < 0) return {M(1), M(0), r};
+  if (cs.cls < 0) return {M(1), M(0), r};  // (smp.v: set by the driver from value_at)
   const M wt = a.weight ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
   return {wt, static_cast<M>(x[cs.cls * sc]), r};
 }
@@ -166,6 +216,8 @@ struct RowPtrs {
   const T* y;
   T* g;
   T* gy;
+  const T* z;  // the third operand (F::kThird)
+  T* gz;
 };
 
 template <class T>
@@ -173,8 +225,8 @@ C10_HOST_DEVICE inline RowPtrs<T> row_ptrs(const RowwiseArgs& a, int64_t n, int6
   auto at = [&](const void* base, int k) -> T* {
     return base ? static_cast<T*>(const_cast<void*>(base)) + n * a.st[k][0] + s * a.st[k][2] : nullptr;
   };
-  return {at(a.input, kRowInput), at(a.other, kRowOther), at(a.grad_input, kRowGradInput),
-          at(a.grad_other, kRowGradOther)};
+  return {at(a.input, kRowInput),  at(a.other, kRowOther),         at(a.grad_input, kRowGradInput),
+          at(a.grad_other, kRowGradOther), at(a.third, kRowThird), at(a.grad_third, kRowGradThird)};
 }
 
 // Pass 1's init: init(s, x0), or init(s, x0, xt) for a functor declaring kTargetStats = true.

@@ -8,6 +8,7 @@
 #include <c10/util/Optional.h>
 #include <lossext/rowwise.h>
 
+#include <initializer_list>
 #include <vector>
 
 namespace lossext {
@@ -44,7 +45,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input,
 // A float16 gradient rounded before grad_output multiplies it breaks loss scaling (r = 1/N is
 // subnormal in float16 for N > 16384), so the backward computes it in float from the saved
 // statistics and rounds once, as the pointwise host does (the fake kernels follow the same rule).
-bool rowwise_forward_grads(const at::Tensor& input, const at::Tensor& target, const c10::optional<at::Tensor>& weight);
+bool rowwise_forward_grads(std::initializer_list<at::Tensor> operands);
 
 // A per-sample (N, S) buffer of the given dtype with shape p.sample_shape (contiguous).
 at::Tensor rowwise_sample_buffer(const RowwiseProblem& p, at::ScalarType dtype);

@@ -122,6 +122,7 @@ struct RowDriver {
   static constexpr int64_t L = V::size();
   static constexpr int U = 4;  // vectors (rows) / classes (spatial) per pass-1 step
   static constexpr int kS = F::kStats, kK = F::kCoefs;
+  static constexpr bool kZ = RowThird<F>::value;  // a third operand (lossext/rowwise.h)
 
   const RowwiseArgs& a;
   const char* op;
@@ -151,33 +152,51 @@ struct RowDriver {
     return cnt == L ? V(M(1)) : V::set(V(M(0)), V(M(1)), cnt);
   }
 
+  // The functor's add and grad, with the third operand where F takes one.
+  template <bool kTail, int K>
+  void add(V (&s)[kS], const V (&x)[K], const V (&y)[K], const V (&z)[K], const V (&w)[K]) const {
+    if constexpr (kZ) f.template add<kTail, K>(s, x, y, z, w); else f.template add<kTail, K>(s, x, y, w);
+  }
+  void grad(const V (&k)[kK], const V& x, const V& y, const V& z, const V& w, V& gx, V& gy, V& gz) const {
+    if constexpr (kZ) f.grad(k, x, y, z, w, gx, gy, gz); else f.grad(k, x, y, w, gx, gy);
+  }
+  // cnt elements of an optional operand (0 where the functor does not read it).
+  template <bool kOn>
+  static V opt(const T* p, int64_t cnt) { if constexpr (kOn) return vload(p, cnt); else return V(M(0)); }
+
   // ---- rows layout ---------------------------------------------------------------------------
   // Pass 1 over the row's elements [j0, j1) into lane-wise statistics.
-  void pass1(const T* x, const T* y, int64_t j0, int64_t j1, V (&s)[kS]) const {
+  void pass1(const T* x, const T* y, const T* z, int64_t j0, int64_t j1, V (&s)[kS]) const {
     int64_t j = j0;
     for (; j + U * L <= j1; j += U * L) {
-      V xs[U], ys[U], ws[U];
+      V xs[U], ys[U], zs[U], ws[U];
       for (int u = 0; u < U; ++u) {
         xs[u] = vload(x + j + u * L, L);
-        ys[u] = F::kOther ? vload(y + j + u * L, L) : V(M(0));
+        ys[u] = opt<F::kOther>(y + j + u * L, L);
+        zs[u] = opt<kZ>(z + j + u * L, L);
         ws[u] = F::kWeighted ? vload(wv.data + j + u * L, L) : V(M(1));
       }
-      f.template add<false, U>(s, xs, ys, ws);
+      add<false, U>(s, xs, ys, zs, ws);
     }
     for (; j < j1; j += L) {
       const int64_t cnt = std::min<int64_t>(L, j1 - j);
-      V xs[1] = {vload(x + j, cnt)}, ys[1] = {F::kOther ? vload(y + j, cnt) : V(M(0))}, ws[1] = {wload(j, cnt)};
+      V xs[1] = {vload(x + j, cnt)}, ys[1] = {opt<F::kOther>(y + j, cnt)}, ws[1] = {wload(j, cnt)};
+      V zs[1] = {opt<kZ>(z + j, cnt)};
       if (cnt < L) xs[0] = V::set(V(F::pad()), xs[0], cnt);
       if (cnt == L) {
-        f.template add<false, 1>(s, xs, ys, ws);
+        add<false, 1>(s, xs, ys, zs, ws);
       } else {
-        f.template add<true, 1>(s, xs, ys, ws);
+        add<true, 1>(s, xs, ys, zs, ws);
       }
     }
   }
 
   // The lanes folded into lane 0 by a fixed tree (merge of the upper half into the lower half).
   void fold(V (&s)[kS], M (&out)[kS]) const {
+    if constexpr (RowSumStats<F>::value) {
+      for (int k = 0; k < kS; ++k) out[k] = at::vec::vec_reduce_all<M>([](V a, V b) { return a + b; }, s[k]);
+      return;
+    }
     alignas(64) M buf[kS][L];
     for (int64_t w = L / 2; w >= 1; w /= 2) {
       V hi[kS];
@@ -194,19 +213,20 @@ struct RowDriver {
   }
 
   // Pass 2 over the row's elements [j0, j1): the gradients with coefficients k.
-  void pass2(const T* x, const T* y, T* g, T* gy, const M (&k)[kK], int64_t j0, int64_t j1) const {
+  void pass2(const RowPtrs<T>& r, const M (&k)[kK], int64_t j0, int64_t j1) const {
     V kv[kK];
     for (int i = 0; i < kK; ++i) kv[i] = V(k[i]);
     for (int64_t j = j0; j < j1; j += L) {
       const int64_t cnt = std::min<int64_t>(L, j1 - j);
-      const V xv = vload(x + j, cnt);
-      const V yv = F::kOther ? vload(y + j, cnt) : V(M(0));
       const V wv_ = F::kWeighted ? vload(wv.data + j, cnt) : V(M(1));
-      V gx, gyv;
-      f.grad(kv, xv, yv, wv_, gx, gyv);
-      if (g) vstore(g + j, gx, cnt);
+      V gx, gyv, gzv;
+      grad(kv, vload(r.x + j, cnt), opt<F::kOther>(r.y + j, cnt), opt<kZ>(r.z + j, cnt), wv_, gx, gyv, gzv);
+      if (r.g) vstore(r.g + j, gx, cnt);
       if constexpr (F::kOther) {
-        if (gy) vstore(gy + j, gyv, cnt);
+        if (r.gy) vstore(r.gy + j, gyv, cnt);
+      }
+      if constexpr (kZ) {
+        if (r.gz) vstore(r.gz + j, gzv, cnt);
       }
     }
   }
@@ -220,6 +240,7 @@ struct RowDriver {
       for (int64_t q = 0; q < sv; ++q) saved_at(i)[q] = M(0);
     if (r.g) std::fill_n(r.g, a.C, T(0));
     if (r.gy) std::fill_n(r.gy, a.C, T(0));
+    if (r.gz) std::fill_n(r.gz, a.C, T(0));
   }
 
   // fn(j0, j1) for the segments of a row: the whole row, or (split) fixed segments in parallel.
@@ -241,35 +262,43 @@ struct RowDriver {
       zero_row(r, i);
       return M(0);
     }
-    const RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
+    RowSample<M> smp = row_sample<T>(a, cs, r.x, a.st[kRowInput][1], scale_of(n, s, inv));
+    smp.v = value_at(a, n, s);
     M k[kK];
     M loss = 0;
     if (fwd) {
       M st[kS] = {};
       if constexpr (F::kPass1) {
-        const V x0(static_cast<M>(r.x[0]));
-        c10::SmallVector<std::array<M, kS>, 1> part(split ? ceil_div(a.C, kRowChunkElems) : 1);  // no heap per row
-        for_segments(split, [&](int64_t j0, int64_t j1) {
+        const V x0(a.C > 0 ? static_cast<M>(r.x[0]) : M(0));  // (a row of no elements: empty_row_loss)
+        if (!split) {  // one segment: straight into st (no segment buffer; the same operations)
           V vs[kS];
-          M out[kS];
           row_init(f, vs, x0, V(smp.xt));
-          pass1(r.x, r.y, j0, j1, vs);
-          fold(vs, out);
-          std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
-        });
-        std::copy(part[0].begin(), part[0].end(), st);
-        for (size_t q = 1; q < part.size(); ++q) {
-          M o[kS];
-          std::copy(part[q].begin(), part[q].end(), o);
-          f.merge(st, o);
+          pass1(r.x, r.y, r.z, 0, a.C, vs);
+          fold(vs, st);
+        } else {
+          std::vector<std::array<M, kS>> part(ceil_div(a.C, kRowChunkElems));  // few, long rows
+          for_segments(split, [&](int64_t j0, int64_t j1) {
+            V vs[kS];
+            M out[kS];
+            row_init(f, vs, x0, V(smp.xt));
+            pass1(r.x, r.y, r.z, j0, j1, vs);
+            fold(vs, out);
+            std::copy(out, out + kS, part[j0 / kRowChunkElems].begin());
+          });
+          std::copy(part[0].begin(), part[0].end(), st);
+          for (size_t q = 1; q < part.size(); ++q) {
+            M o[kS];
+            std::copy(part[q].begin(), part[q].end(), o);
+            f.merge(st, o);
+          }
         }
       }
       loss = f.finish(st, smp, k, saved_at(i));
     } else {
       f.resume(saved_at(i), smp, k);
     }
-    if (r.g || r.gy) {
-      for_segments(split, [&](int64_t j0, int64_t j1) { pass2(r.x, r.y, r.g, r.gy, k, j0, j1); });
+    if (r.g || r.gy || r.gz) {
+      for_segments(split, [&](int64_t j0, int64_t j1) { pass2(r, k, j0, j1); });
       if (r.g && cs.cls >= 0) r.g[cs.cls] = static_cast<T>(f.grad_target(k, smp.xt));
     }
     return loss;
@@ -280,8 +309,8 @@ struct RowDriver {
   double block(int64_t n, int64_t s0, int64_t cnt, double inv) const {
     const int64_t i0 = n * a.S + s0;  // in the (N, S) buffers
     const Row r = row_at(n, s0);
-    const int64_t xc = a.st[kRowInput][1], yc = a.st[kRowOther][1];
-    const int64_t gc = a.st[kRowGradInput][1], gyc = a.st[kRowGradOther][1];
+    const int64_t xc = a.st[kRowInput][1], yc = a.st[kRowOther][1], zc = a.st[kRowThird][1];
+    const int64_t gc = a.st[kRowGradInput][1], gyc = a.st[kRowGradOther][1], gzc = a.st[kRowGradThird][1];
     alignas(64) M kl[kK][L] = {}, stl[kS][L] = {}, xt[L] = {};
     ClassSample cs[L];
     RowSample<M> smp[L];
@@ -289,6 +318,7 @@ struct RowDriver {
       cs[j] = sample_of(a, n, s0 + j);
       if (cs[j].active) {
         smp[j] = row_sample<T>(a, cs[j], r.x + j, xc, scale_of(n, s0 + j, inv));
+        smp[j].v = value_at(a, n, s0 + j);
         xt[j] = smp[j].xt;
       }
     }
@@ -297,18 +327,19 @@ struct RowDriver {
       row_init(f, vs, vload(r.x, cnt), V::loadu(xt));
       int64_t c = 0;
       for (; c + U <= a.C; c += U) {
-        V xs[U], ys[U], ws[U];
+        V xs[U], ys[U], zs[U], ws[U];
         for (int u = 0; u < U; ++u) {
           xs[u] = vload(r.x + (c + u) * xc, cnt);
-          ys[u] = F::kOther ? vload(r.y + (c + u) * yc, cnt) : V(M(0));
+          ys[u] = opt<F::kOther>(r.y + (c + u) * yc, cnt);
+          zs[u] = opt<kZ>(r.z + (c + u) * zc, cnt);
           ws[u] = V(F::kWeighted ? wv.data[c + u] : M(1));
         }
-        f.template add<false, U>(vs, xs, ys, ws);
+        add<false, U>(vs, xs, ys, zs, ws);
       }
       for (; c < a.C; ++c) {
-        V xs[1] = {vload(r.x + c * xc, cnt)}, ys[1] = {F::kOther ? vload(r.y + c * yc, cnt) : V(M(0))};
-        V ws[1] = {V(F::kWeighted ? wv.data[c] : M(1))};
-        f.template add<false, 1>(vs, xs, ys, ws);
+        V xs[1] = {vload(r.x + c * xc, cnt)}, ys[1] = {opt<F::kOther>(r.y + c * yc, cnt)};
+        V zs[1] = {opt<kZ>(r.z + c * zc, cnt)}, ws[1] = {V(F::kWeighted ? wv.data[c] : M(1))};
+        add<false, 1>(vs, xs, ys, zs, ws);
       }
       for (int q = 0; q < kS; ++q) vs[q].store(stl[q]);
     }
@@ -333,18 +364,20 @@ struct RowDriver {
       }
       for (int q = 0; q < kK; ++q) kl[q][j] = k[q];
     }
-    if (!r.g && !r.gy) return total;
+    if (!r.g && !r.gy && !r.gz) return total;
 
     V kv[kK];
     for (int q = 0; q < kK; ++q) kv[q] = V::loadu(kl[q]);
     for (int64_t c = 0; c < a.C; ++c) {
-      const V xv = vload(r.x + c * xc, cnt);
-      const V yv = F::kOther ? vload(r.y + c * yc, cnt) : V(M(0));
-      V gx, gyv;
-      f.grad(kv, xv, yv, V(F::kWeighted ? wv.data[c] : M(1)), gx, gyv);
+      V gx, gyv, gzv;
+      grad(kv, vload(r.x + c * xc, cnt), opt<F::kOther>(r.y + c * yc, cnt), opt<kZ>(r.z + c * zc, cnt),
+           V(F::kWeighted ? wv.data[c] : M(1)), gx, gyv, gzv);
       if (r.g) vstore(r.g + c * gc, gx, cnt);
       if constexpr (F::kOther) {
         if (r.gy) vstore(r.gy + c * gyc, gyv, cnt);
+      }
+      if constexpr (kZ) {
+        if (r.gz) vstore(r.gz + c * gzc, gzv, cnt);
       }
     }
     for (int64_t j = 0; j < cnt; ++j) {  // the [c == t] terms and the ignored rows, element by element
@@ -352,6 +385,7 @@ struct RowDriver {
         for (int64_t c = 0; c < a.C; ++c) {
           if (r.g) r.g[c * gc + j] = T(0);
           if (r.gy) r.gy[c * gyc + j] = T(0);
+          if (r.gz) r.gz[c * gzc + j] = T(0);
         }
       } else if (r.g && cs[j].cls >= 0) {
         M k[kK];
@@ -367,7 +401,7 @@ struct RowDriver {
     const double inv = a.reduction == Reduction::Mean ? 1.0 / denom : 1.0;
     const int64_t ns = a.N * a.S;
     double sum = 0;
-    if (a.C == 0) {  // no classes: every loss is an empty sum (class targets: all were ignored)
+    if (a.C == 0 && !a.empty_row_loss) {  // no classes: every loss is an empty sum (class targets: all were ignored)
       if (fwd) {
         if (none) std::fill_n(static_cast<T*>(a.loss), ns, T(0));
         std::fill_n(static_cast<M*>(a.saved), ns * sv, M(0));

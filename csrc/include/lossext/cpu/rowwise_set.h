@@ -87,7 +87,7 @@ struct RowSetDriver : RowDriver<T, F> {
       V vs[kS];
       M st[kS];
       row_init(f, vs, V(M(0)), V(smp.xt));
-      this->pass1(r.x, r.y, 0, a.C, vs);
+      this->pass1(r.x, r.y, r.z, 0, a.C, vs);
       this->fold(vs, st);
       loss += f.finish(st, smp, kl[q].k, nullptr);
       for (int i = 0; i < kK; ++i) kl[q].v[i] = V(kl[q].k[i]);

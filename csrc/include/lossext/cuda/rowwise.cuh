@@ -190,7 +190,7 @@ __device__ __forceinline__ void store_pack(T* p, const M (&in)[CNT]) {
 // packed path is valid (rows layout only).
 inline bool rowwise_packs_ok(const RowwiseArgs& a, int64_t elem_size) {
   const int64_t vec = 16 / elem_size;
-  const void* ptrs[kRowOperands] = {a.input, a.grad_input, a.other, a.grad_other};
+  const void* ptrs[kRowOperands] = {a.input, a.grad_input, a.other, a.grad_other, a.third, a.grad_third};
   const uintptr_t base = reinterpret_cast<uintptr_t>(a.input) % 16;
   for (int k = 0; k < kRowOperands; ++k) {
     if (!ptrs[k]) continue;

@@ -25,6 +25,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
                     double* __restrict__ partials) {
   using M = typename RowMath<T>::type;
   constexpr int kRows = kThreads / kGroup, kS = F::kStats, kK = F::kCoefs;
+  constexpr bool kZ = RowThird<F>::value;  // a third operand (lossext/rowwise.h)
   const F f = make_functor<F, P, M>(params, a, scalars);
   const int lane = threadIdx.x % kGroup;
   const int64_t grp = threadIdx.x / kGroup;
@@ -39,6 +40,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
   // in the spatial one (and for nll_loss's x_t, read at any strides).
   const int64_t xc = a.st[kRowInput][1], gc = a.st[kRowGradInput][1];
   const int64_t yc = a.st[kRowOther][1], gyc = a.st[kRowGradOther][1];
+  const int64_t zc = a.st[kRowThird][1], gzc = a.st[kRowGradThird][1];
   double acc = 0;
   for (int64_t row = int64_t(blockIdx.x) * kRows + grp; row < rows; row += int64_t(gridDim.x) * kRows) {
     const int64_t n = row / a.S, s = row - n * a.S;
@@ -47,11 +49,13 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
     const T* y = rp.y;
     T* g = rp.g;
     T* gy = rp.gy;
+    T* gz = rp.gz;
     const ClassSample cs = sample_of(a, n, s);
     if (!cs.active && !cs.invalid) {  // ignored: no loss, zero gradient (uniform over the group)
       for (int64_t c = lane; c < C; c += kGroup) {
         if (g) g[c * gc] = T(0);
         if (gy) gy[c * gyc] = T(0);
+        if (gz) gz[c * gzc] = T(0);
       }
       if (fwd && lane == 0) {
         for (int q = 0; q < F::kSaved; ++q) saved[row * F::kSaved + q] = M(0);
@@ -59,7 +63,8 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
       }
       continue;
     }
-    const RowSample<M> smp = row_sample<T>(a, cs, x, xc, row_scale<T>(a, n, s, inv));
+    RowSample<M> smp = row_sample<T>(a, cs, x, xc, row_scale<T>(a, n, s, inv));
+    smp.v = value_at(a, n, s);
     const int64_t t = cs.active ? cs.cls : -1;  // an invalid target matches no class
     M k[kK];
     if (fwd) {
@@ -68,14 +73,20 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
       if constexpr (F::kPass1) {
         for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
           constexpr int CNT = decltype(cnt)::value;
-          M xv[CNT], yv[CNT], wv[CNT];
+          M xv[CNT], yv[CNT], zv[CNT], wv[CNT];
           load_pack<CNT>(x + c * xc, xv);
+          if constexpr (F::kOther) load_pack<CNT>(y + c * yc, yv);  // (yc == 1 wherever CNT > 1)
+          if constexpr (kZ) load_pack<CNT>(rp.z + c * zc, zv);
 #pragma unroll
           for (int i = 0; i < CNT; ++i) {
-            yv[i] = F::kOther ? static_cast<M>(y[(c + i) * yc]) : M(0);
+            if constexpr (!F::kOther) yv[i] = M(0);
             wv[i] = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
           }
-          f.template add<false, CNT>(st, xv, yv, wv);
+          if constexpr (kZ) {
+            f.template add<false, CNT>(st, xv, yv, zv, wv);
+          } else {
+            f.template add<false, CNT>(st, xv, yv, wv);
+          }
         });
         group_merge<kGroup>(f, st);
       } else if (aliased) {
@@ -89,21 +100,30 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
     } else {
       f.resume(saved + row * F::kSaved, smp, k);
     }
-    if (g || gy) {  // pass 2
+    if (g || gy || gz) {  // pass 2
       for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
         constexpr int CNT = decltype(cnt)::value;
-        M xv[CNT], gv[CNT], gyv[CNT];
+        M xv[CNT], yv[CNT], zv[CNT], gv[CNT], gyv[CNT], gzv[CNT];
         load_pack<CNT>(x + c * xc, xv);
+        if constexpr (F::kOther) load_pack<CNT>(y + c * yc, yv);
+        if constexpr (kZ) load_pack<CNT>(rp.z + c * zc, zv);
 #pragma unroll
         for (int i = 0; i < CNT; ++i) {
-          const M yi = F::kOther ? static_cast<M>(y[(c + i) * yc]) : M(0);
+          if constexpr (!F::kOther) yv[i] = M(0);
           const M wi = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
-          f.grad(k, xv[i], yi, wi, gv[i], gyv[i]);
+          if constexpr (kZ) {
+            f.grad(k, xv[i], yv[i], zv[i], wi, gv[i], gyv[i], gzv[i]);
+          } else {
+            f.grad(k, xv[i], yv[i], wi, gv[i], gyv[i]);
+          }
           if (c + i == t) gv[i] = f.grad_target(k, smp.xt);
         }
         if (g) store_pack<CNT>(g + c * gc, gv);
         if constexpr (F::kOther) {
           if (gy) store_pack<CNT>(gy + c * gyc, gyv);
+        }
+        if constexpr (kZ) {
+          if (gz) store_pack<CNT>(gz + c * gzc, gzv);
         }
       });
     }
@@ -128,7 +148,7 @@ void rowwise_cuda(const RowwiseArgs& a, const P& params) {
   const double* sc = need_scalars ? scalars.data_ptr<double>() : nullptr;
   const bool fwd = a.mode == RowMode::kForward;
   const bool reduce = a.reduction != Reduction::None;
-  const bool work = rows > 0 && a.C > 0;
+  const bool work = rows > 0 && (a.C > 0 || a.empty_row_loss);
   int64_t grid;
   if (a.spatial) {
     grid = grid_for(rows, kSpatialThreads, 8);
