@@ -136,9 +136,9 @@ SPECS = [
              forward_grads_fp16=True),
     LossSpec("margin_ranking_loss", diff=("input1", "input2", "target"), operands=("input1", "input2", "target")),
     LossSpec("cosine_embedding_loss", diff=_COSINE, operands=_COSINE, none_loss=_cosine_none_loss,
-             aux=_cosine_aux, loss_dtype=_cosine_dtype, forward_grads_fp16=True),
+             aux=_cosine_aux, loss_dtype=_cosine_dtype),
     LossSpec("triplet_margin_loss", diff=_TRIPLET, operands=_TRIPLET, none_loss=_triplet_none_loss,
-             aux=_triplet_aux, forward_grads_fp16=True),
+             aux=_triplet_aux),
     # The margin on a user distance function's outputs (dist_swap None without swap).
     LossSpec("triplet_margin_with_distance_loss", diff=("dist_pos", "dist_neg", "dist_swap"),
              operands=("dist_pos", "dist_neg", "dist_swap")),

@@ -46,7 +46,12 @@ void run(const EmbeddingProblem& p, double margin) {
 std::tuple<Tensor, Tensor, Tensor, Tensor> cosine_embedding_loss(const Tensor& input1, const Tensor& input2,
                                                                  const Tensor& target, double margin,
                                                                  int64_t reduction, std::array<bool, 2> grad_mask) {
-  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
+  // The gradients in the same pass for mean/sum, except with a float16 operand: a float16 gradient
+  // rounded before grad_output multiplies it breaks loss scaling, so the backward computes it (as
+  // the pointwise host and lossext/_registry.py's _forward_writes_grads decide).
+  const bool half = input1.scalar_type() == at::kHalf || input2.scalar_type() == at::kHalf ||
+                    target.scalar_type() == at::kHalf;
+  const bool reduce = reduction != static_cast<int64_t>(Reduction::None) && !half;
   EmbeddingProblem p = prepare(input1, input2, target, reduction, {reduce && grad_mask[0], reduce && grad_mask[1]});
   Tensor loss = embedding_loss_buffer(p);
   Tensor saved = embedding_saved_buffer(p, kSaved);

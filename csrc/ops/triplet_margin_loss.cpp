@@ -56,7 +56,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> triplet_margin_loss(const Ten
                                                                        double p, double eps, bool swap,
                                                                        int64_t reduction,
                                                                        std::array<bool, 3> grad_mask) {
-  const bool reduce = reduction != static_cast<int64_t>(Reduction::None);
+  // As cosine_embedding_loss: no forward gradients with a float16 operand (the backward computes them).
+  const bool half = anchor.scalar_type() == at::kHalf || positive.scalar_type() == at::kHalf ||
+                    negative.scalar_type() == at::kHalf;
+  const bool reduce = reduction != static_cast<int64_t>(Reduction::None) && !half;
   EmbeddingProblem pr = prepare(anchor, positive, negative, reduction,
                                 {reduce && grad_mask[0], reduce && grad_mask[1], reduce && grad_mask[2]});
   check_norm(pr, p);
