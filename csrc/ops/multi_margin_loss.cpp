@@ -62,10 +62,6 @@ void run(const Problem& pr) {
   multi_margin_loss_stub(pr.p.input.device().type())(pr.p.args, pr.params);
 }
 
-Tensor grad_as_input(const RowwiseProblem& p, const Tensor& input) {
-  const Tensor g = rowwise_finish_grad(p.grad_input, input, p.input_dtype);
-  return p.grad_input.defined() ? g.view(input.sizes()) : g;
-}
 }  // namespace
 
 std::tuple<Tensor, Tensor, Tensor> multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p,
@@ -81,7 +77,7 @@ std::tuple<Tensor, Tensor, Tensor> multi_margin_loss(const Tensor& input, const 
   pr.p.args.loss = loss.data_ptr();
   run(pr);
   if (!reduce) loss = loss.view(pr.loss_shape);
-  return {loss, grad_as_input(pr.p, input), saved};
+  return {loss, rowwise_grad_like_input(pr.p, input), saved};
 }
 
 Tensor multi_margin_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target, int64_t p,
@@ -89,18 +85,12 @@ Tensor multi_margin_loss_backward(const Tensor& grad_output, const Tensor& input
                                   std::array<bool, 1> grad_mask) {
   Problem pr = prepare(input, target, p, margin, weight, reduction, grad_mask[0]);
   if (pr.p.grad_input.defined()) {
-    Tensor go = grad_output;
-    if (pr.p.args.reduction == Reduction::None) {
-      TORCH_CHECK(go.sizes().equals(pr.loss_shape), kOp, ": expected grad_output of shape ",
-                  shape_str(pr.loss_shape), ", but got ", shape_str(go.sizes()));
-      go = go.reshape(pr.p.sample_shape);
-    }
-    const Tensor g = rowwise_set_grad_output(pr.p, go);
+    const Tensor g = rowwise_set_grad_output(pr.p, grad_output, pr.loss_shape);
     const Tensor s = rowwise_use_saved(pr.p, saved, MultiMarginRow<float, 1>::kSaved);
     pr.p.args.mode = RowMode::kBackward;
     run(pr);
   }
-  return grad_as_input(pr.p, input);
+  return rowwise_grad_like_input(pr.p, input);
 }
 }  // namespace lossext::ops
 

@@ -62,10 +62,6 @@ void run(const Problem& pr) {
   multilabel_margin_loss_stub(pr.p.input.device().type())(pr.p.args, MultilabelMarginParams{});
 }
 
-Tensor grad_as_input(const RowwiseProblem& p, const Tensor& input) {
-  const Tensor g = rowwise_finish_grad(p.grad_input, input, p.input_dtype);
-  return p.grad_input.defined() ? g.view(input.sizes()) : g;
-}
 }  // namespace
 
 std::tuple<Tensor, Tensor, Tensor> multilabel_margin_loss(const Tensor& input, const Tensor& target, int64_t reduction,
@@ -81,7 +77,7 @@ std::tuple<Tensor, Tensor, Tensor> multilabel_margin_loss(const Tensor& input, c
   pr.p.args.loss = loss.data_ptr();
   run(pr);
   if (!reduce) loss = loss.view(pr.loss_shape);
-  return {loss, grad_as_input(pr.p, input), pr.is_target.view(input.sizes())};
+  return {loss, rowwise_grad_like_input(pr.p, input), pr.is_target.view(input.sizes())};
 }
 
 Tensor multilabel_margin_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
@@ -96,17 +92,11 @@ Tensor multilabel_margin_loss_backward(const Tensor& grad_output, const Tensor& 
     // eager autograd Function saved the caller's float16 input).
     const at::ScalarType dt = pr.p.input.scalar_type();
     use_is_target(pr, (is_target.scalar_type() == dt ? is_target : is_target.to(dt)).reshape({a.N, a.C}).contiguous());
-    Tensor go = grad_output;
-    if (a.reduction == Reduction::None) {
-      TORCH_CHECK(go.sizes().equals(pr.loss_shape), kOp, ": expected grad_output of shape ",
-                  shape_str(pr.loss_shape), ", but got ", shape_str(go.sizes()));
-      go = go.reshape(pr.p.sample_shape);
-    }
-    const Tensor g = rowwise_set_grad_output(pr.p, go);
+    const Tensor g = rowwise_set_grad_output(pr.p, grad_output, pr.loss_shape);
     pr.p.args.mode = RowMode::kBackward;
     run(pr);
   }
-  return grad_as_input(pr.p, input);
+  return rowwise_grad_like_input(pr.p, input);
 }
 }  // namespace lossext::ops
 

@@ -311,4 +311,16 @@ at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, a
   return grad.scalar_type() == dtype ? grad : grad.to(dtype);
 }
 
+at::Tensor rowwise_grad_like_input(const RowwiseProblem& p, const at::Tensor& input) {
+  const at::Tensor g = rowwise_finish_grad(p.grad_input, input, p.input_dtype);
+  return p.grad_input.defined() ? g.view(input.sizes()) : g;
+}
+
+at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output, at::IntArrayRef loss_shape) {
+  if (p.args.reduction != Reduction::None) return rowwise_set_grad_output(p, grad_output);
+  TORCH_CHECK(grad_output.sizes().equals(loss_shape), p.op, ": expected grad_output of shape ", shape_str(loss_shape),
+              ", but got ", shape_str(grad_output.sizes()));
+  return rowwise_set_grad_output(p, grad_output.reshape(p.sample_shape));
+}
+
 }  // namespace lossext

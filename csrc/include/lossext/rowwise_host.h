@@ -62,9 +62,15 @@ at::Tensor rowwise_use_saved(RowwiseProblem& p, const at::Tensor& saved, int64_t
 // Checks grad_output (0-d for mean/sum, the sample shape for none), converts it to p's dtype if
 // needed and points p.args at it. Returns the tensor the kernel reads (keep it alive).
 at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output);
+// The same for a loss whose unreduced loss has another shape than p.sample_shape (multi_margin,
+// multilabel_margin: torch's (N) or 0-d): grad_output is checked against `loss_shape`.
+at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output, at::IntArrayRef loss_shape);
 
 
 // The gradient as returned to the caller: in the caller's dtype, or an empty "not computed" tensor.
 at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, at::ScalarType dtype);
+// The input's gradient as returned: rowwise_finish_grad, in the input's shape (an unbatched input
+// runs as one row).
+at::Tensor rowwise_grad_like_input(const RowwiseProblem& p, const at::Tensor& input);
 
 }  // namespace lossext
