@@ -7,20 +7,12 @@
 
 namespace lossext::CPU_CAPABILITY {
 namespace {
-template <int kNorm>
-void run(const RowwiseArgs& a, const TripletMarginParams& p) {
-  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "triplet_margin_loss_cpu", [&] {
-    rowwise_cpu<scalar_t, TripletMarginRow<math_t<scalar_t>, kNorm>>(a, p, "triplet_margin_loss");
-  });
-}
-
 void triplet_margin_loss_cpu(const RowwiseArgs& a, const TripletMarginParams& p) {
-  switch (triplet_norm_kind(p.p)) {
-    case kTripletL2: return run<kTripletL2>(a, p);
-    case kTripletL1: return run<kTripletL1>(a, p);
-    case kTripletLInf: return run<kTripletLInf>(a, p);
-    default: return run<kTripletLq>(a, p);
-  }
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "triplet_margin_loss_cpu", [&] {
+    triplet_dispatch_norm(p, [&](auto norm) {
+      rowwise_cpu<scalar_t, TripletMarginRow<math_t<scalar_t>, decltype(norm)::value>>(a, p, "triplet_margin_loss");
+    });
+  });
 }
 }  // namespace
 }  // namespace lossext::CPU_CAPABILITY

@@ -17,6 +17,7 @@
 #include <lossext/rowwise.h>
 
 #include <limits>
+#include <type_traits>
 
 namespace lossext {
 
@@ -35,6 +36,17 @@ struct TripletMarginParams {
   bool swap;
   double inv_rep[3] = {1, 1, 1};  // per pair (ap, an, pn): 1/D if both operands have one feature
 };
+
+// Dispatches the norm's kind to a compile-time constant: fn(std::integral_constant<int, K>{}).
+template <class Fn>
+inline void triplet_dispatch_norm(const TripletMarginParams& p, const Fn& fn) {
+  switch (triplet_norm_kind(p.p)) {
+    case kTripletL2: return fn(std::integral_constant<int, kTripletL2>{});
+    case kTripletL1: return fn(std::integral_constant<int, kTripletL1>{});
+    case kTripletLInf: return fn(std::integral_constant<int, kTripletLInf>{});
+    default: return fn(std::integral_constant<int, kTripletLq>{});
+  }
+}
 
 namespace triplet_detail {
 C10_HOST_DEVICE inline float pow(float x, float y) { return ::powf(x, y); }
