@@ -27,3 +27,11 @@ def grad_mask(*tensors) -> list:
     """Which of `tensors` the forward should compute a gradient for, in the same pass."""
     on = torch.is_grad_enabled()
     return [bool(on and isinstance(t, torch.Tensor) and t.requires_grad) for t in tensors]
+
+
+def check_weight_not_differentiable(name: str, weight) -> None:
+    """torch's composites differentiate a class weight; lossext's kernels do not: raise torch's own
+    error rather than drop the gradient."""
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"The function '{name}' is not differentiable with respect to argument 'weight'. "
+                           "This input cannot have requires_grad True.")
