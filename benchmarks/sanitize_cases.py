@@ -2,12 +2,14 @@
 
 Shapes are odd-sized and include empty, 0-d, strided and broadcast inputs, so tails, misaligned
 vector paths and the strided kernels all run."""
+import os
+
 import torch
 import torch.nn.functional as F
 
 import lossext.functional as LF
 
-dev = "cuda"
+dev = os.environ.get("SANITIZE_DEVICE", "cuda")
 torch.manual_seed(0)
 
 
@@ -22,8 +24,6 @@ def run(name, *args, diff=(0,), **kw):
         out.backward(torch.randn_like(out) if go == "randn" else torch.ones_like(out))
     torch.cuda.synchronize()
 
-
-import os
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat16,float16,float64").split(",")]:
@@ -56,6 +56,21 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
         run("cross_entropy", logits, torch.softmax(torch.randn(n, c, device=dev), 1).to(dt), diff=(0, 1))
         run("nll_loss", logits, t)
         run("multilabel_soft_margin_loss", logits, (torch.rand(n, c, device=dev) > 0.5).to(dt))
+        tc = t.clamp(min=0)
+        run("multi_margin_loss", logits, tc, p=2, margin=0.5, weight=torch.rand(c, device=dev, dtype=dt))
+        tl = torch.full((n, c), -1, dtype=torch.long, device=dev)
+        tl[:, :3] = torch.randint(0, c, (n, min(3, c)), device=dev)
+        run("multilabel_margin_loss", logits, tl)
+        if n and dev == "cuda":  # garbage labels: NaN for the sample on CUDA, no out-of-bounds access
+            bad = tc.clone()
+            bad[-1] = c + 7
+            run("multi_margin_loss", logits, bad)
+            tl[-1, 0] = c + 7
+            run("multilabel_margin_loss", logits, tl)
+        other = torch.randn(n, c, device=dev, dtype=dt)
+        run("cosine_embedding_loss", logits, other, torch.randint(-1, 2, (n,), device=dev).to(dt), diff=(0, 1))
+        run("triplet_margin_loss", logits, other, torch.randn(n, c, device=dev, dtype=dt), diff=(0, 1, 2), swap=True)
+        run("triplet_margin_loss", logits, other, torch.randn(1, c, device=dev, dtype=dt), diff=(0, 1, 2), p=1.0)
     run("cross_entropy", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
     # Unbatched (C,) inputs, mean, with weights / smoothing / ignored targets: the row-wise N=1 path
     # (an intermittent CUDA-only mismatch was seen there on 2026-11-23; see README).
