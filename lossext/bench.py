@@ -42,6 +42,7 @@ class Case:
     large: bool = False
     devices: tuple = ("cpu", "cuda")
     ours_kwargs: Optional[dict] = None   # extra keyword arguments for lossext only
+    torch_fn: Optional[Callable] = None  # torch's side where torch.nn.functional has no such loss
 
 
 def _g(device, seed=0):
@@ -363,7 +364,7 @@ def run(devices, quick, only, budget, use_compile, out_path, large_only=False):
             bar.set_postfix_str(f"{device} {c.loss} {c.label}")
         g = _g(device)
         args, kwargs, diff = c.make(device, c.dtype, g)
-        ours, ref = getattr(LF, c.loss), getattr(F, c.loss)
+        ours, ref = getattr(LF, c.loss), c.torch_fn or getattr(F, c.loss)
         if c.ours_kwargs:
             ours = functools.partial(ours, **c.ours_kwargs)
         err_ours = _parity(ours, args, kwargs, diff, ref)
