@@ -423,10 +423,6 @@ DEVIATIONS = [
     Deviation(tuple(GENERATORS), "README: the gradient of a broadcast operand of an empty loss is 0 (an empty "
               "sum); torch's kl_div(log_target=True) and poisson_nll_loss(full=True) give NaN",
               lambda c, w: c.args[0].numel() == 0 and "grad target" in w and "torch nan" in w),
-    Deviation(tuple(GENERATORS), "README (remaining, issue 8 item 5): a broadcast operand's half-type gradient is "
-              "rounded per element before it is summed; per-element overflows of both signs give NaN",
-              lambda c, w: _has(c, "broadcast") and c.dtype in (torch.float16, torch.bfloat16)
-              and re.search(r"grad \w+: at \d+: lossext nan, torch -?inf", w) is not None),
     Deviation(("cross_entropy",), "README, where torch itself fails: an ignored row's gradient is 0 even "
               "with non-finite logits (torch: NaN, from log_softmax's backward)",
               lambda c, w: "ignore_index" in c.kwargs and re.search(r"grad input: at \d+: lossext 0\.0, torch nan", w)
@@ -440,7 +436,7 @@ DEVIATIONS = [
     Deviation(("cosine_embedding_loss",), "README: integer operands are converted to the computation dtype "
               "first; torch's integer products (x1 * x1).sum() overflow (int32 wraps)",
               lambda c, w: any(n.startswith("arg0:torch.int") for n in c.notes) and "value:" in w),
-    Deviation(("cosine_embedding_loss",), "README (as issue 8 item 5): the half-type gradient of an operand "
+    Deviation(("cosine_embedding_loss",), "README: the half-type gradient of an operand "
               "broadcast along the features is rounded per element before it is summed (cancellation)",
               lambda c, w: _has(c, "broadcast") and c.dtype in (torch.float16, torch.bfloat16) and "grad" in w),
     Deviation(("triplet_margin_loss",), "rounding: margin + d(a, p) - d(a, n) cancels; distances near 1e4 summed "

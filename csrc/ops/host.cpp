@@ -159,7 +159,7 @@ void fill_geometry(PointwiseArgs& a, const std::vector<int64_t>& shape,
 }
 
 struct Prepared {
-  std::vector<at::Tensor> in;  // converted to the common dtype, undefined where absent
+  std::vector<at::Tensor> in;  // as given (each in its own dtype: the drivers convert), undefined where absent
   std::vector<int64_t> shape;
   at::ScalarType dtype;         // the computation's
   at::ScalarType result_dtype;  // torch's result type: the loss's
@@ -201,7 +201,7 @@ Prepared prepare(const PointwiseCall& call) {
   }
   p.numel = 1;
   for (auto s : p.shape) p.numel *= s;
-  for (const auto& t : call.inputs) p.in.push_back(t.defined() && t.scalar_type() != p.dtype ? t.to(p.dtype) : t);
+  p.in = call.inputs;
   return p;
 }
 
@@ -232,10 +232,12 @@ void run(const PointwiseCall& call, const Prepared& p, PwMode mode, const std::v
   std::vector<std::vector<int64_t>> in_st, out_st;
   for (size_t k = 0; k < in.size(); ++k) {
     a.in[k] = in[k].defined() ? in[k].const_data_ptr() : nullptr;
+    if (in[k].defined()) a.in_dtype[k] = in[k].scalar_type();
     in_st.push_back(in[k].defined() ? expanded_strides(in[k], p.shape) : std::vector<int64_t>(p.shape.size(), 0));
   }
   for (size_t k = 0; k < outs.size(); ++k) {
     a.out[k] = outs[k].defined() ? outs[k].data_ptr() : nullptr;
+    if (outs[k].defined()) a.out_dtype[k] = outs[k].scalar_type();
     out_st.push_back(outs[k].defined() ? expanded_strides(outs[k], p.shape) : std::vector<int64_t>(p.shape.size(), 0));
   }
   fill_geometry(a, p.shape, in_st, out_st, mode == PwMode::kForwardRows);
@@ -243,11 +245,16 @@ void run(const PointwiseCall& call, const Prepared& p, PwMode mode, const std::v
   (*call.stub)(dev)(a);
 }
 
-// Allocates the gradient buffer for operand k: like the operand when it has the full shape, else
-// full-size (summed down afterwards).
+// Allocates the gradient buffer for operand k: like the operand (its dtype: the driver rounds once)
+// when it has the full shape, else full-size in the math dtype (float for half types), summed down
+// in it and rounded to the operand's dtype once afterwards (a per-element rounding before the sum
+// would overflow where the sum does not).
 at::Tensor grad_buffer(const Prepared& p, int k) {
   const auto& t = p.in[k];
-  return fresh(same_shape(t, p.shape) ? at::empty_like(t) : at::empty(p.shape, t.options()));
+  const at::ScalarType full = at::isFloatingType(t.scalar_type()) ? t.scalar_type() : p.dtype;
+  const at::ScalarType acc = p.dtype == at::kDouble ? at::kDouble : at::kFloat;
+  return fresh(same_shape(t, p.shape) ? at::empty_like(t, t.options().dtype(full))
+                                      : at::empty(p.shape, t.options().dtype(acc)));
 }
 
 // Sums broadcast gradients down and restores each operand's dtype.
@@ -279,7 +286,8 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
     TORCH_CHECK(!p.shape.empty(), call.op, ": row sums need at least one dimension");
     loss = at::empty(at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1), p.in[0].options().dtype(p.dtype));
   } else if (!reduce) {
-    loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0]) : at::empty(p.shape, p.in[0].options()));
+    const auto opts = p.in[0].options().dtype(p.dtype);
+    loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0], opts) : at::empty(p.shape, opts));
   } else {
     loss = at::empty({}, p.in[0].options().dtype(p.dtype));
     // A float16 gradient written here would be rounded (scaled by 1/N) before grad_output multiplies
@@ -322,7 +330,7 @@ std::vector<at::Tensor> pointwise_backward(const PointwiseCall& call, const at::
   std::vector<at::Tensor> in = p.in;
   // Row sums: d loss_r / d x_rc = grad_output_r * scale * g_rc, the elementwise backward with
   // grad_output broadcast along the last dimension (a stride-0 view).
-  const at::Tensor go = grad_output.scalar_type() == p.dtype ? grad_output : grad_output.to(p.dtype);
+  const at::Tensor& go = grad_output;  // read in its own dtype by the driver
   in.push_back(rows ? go.unsqueeze(-1).expand(p.shape) : go);
   std::vector<at::Tensor> grads(call.n_grads);
   for (int k = 0; k < call.n_grads; ++k)

@@ -14,10 +14,8 @@ constexpr const char* kOp = "multilabel_soft_margin_loss";
 // torch's function is composite: target and weight broadcast against the input and take part in
 // dtype promotion (an integer one computes in the input's dtype; a bool target fails in 1 - target).
 // We require both to broadcast *to* the input's shape: torch would also accept larger ones, then
-// sum over a dimension that is not the class dimension.
-Tensor as_operand(const Tensor& t, const Tensor& input) {
-  return c10::isIntegralType(t.scalar_type(), /*includeBool=*/true) ? t.to(input.scalar_type()) : t;
-}
+// sum over a dimension that is not the class dimension. Integer operands are read as they are (the
+// driver converts them on load).
 }  // namespace
 
 // 'none' sums each row (PointwiseCall::row_sum); its backward takes a grad_output of the row shape,
@@ -32,7 +30,6 @@ PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor
   Tensor weight = weight_opt.value_or(Tensor());
   if (weight.defined()) {
     check_broadcasts_to(kOp, "weight", weight, input.sizes());
-    weight = as_operand(weight, input);
   }
   const Reduction red = to_reduction(reduction, kOp);
   // Per sample: the class mean (1/C; C = 0 gives NaN, as torch's 0/0). 'mean' then divides the
@@ -43,10 +40,11 @@ PointwiseCall multilabel_soft_margin_loss_call(const Tensor& input, const Tensor
   const double class_scale = rows == 0 ? 1.0 : 1.0 / static_cast<double>(input.size(-1));
   return {.op = kOp,
           .stub = &multilabel_soft_margin_loss_stub,
-          .inputs = {input, as_operand(target, input), weight},
+          .inputs = {input, target, weight},
           .n_grads = 2,
           .reduction = red,
           .scale_override = red != Reduction::Mean ? c10::optional<double>(class_scale) : c10::nullopt,
+          .integral_ok = true,
           .row_sum = red == Reduction::None};
 }
 

@@ -46,7 +46,7 @@ enum class PwMode : int { kForwardNone = 0, kForwardReduce = 1, kBackwardNone = 
 
 struct PointwiseArgs {
   PwMode mode = PwMode::kForwardNone;
-  c10::ScalarType dtype = c10::ScalarType::Float;  // every operand and output has this dtype
+  c10::ScalarType dtype = c10::ScalarType::Float;  // the computation's (math: math_t of it)
   int64_t numel = 0;
   int ndim = 0;                       // after coalescing; dim 0 is the outermost
   int64_t sizes[kPwMaxDims] = {};
@@ -62,7 +62,18 @@ struct PointwiseArgs {
   double params[kPwMaxParams] = {};
   // Every operand and output is either absent, a broadcast scalar, or unit-stride in one dim.
   bool contiguous = false;
+  // Each operand's and output's own dtype (Undefined: `dtype`). The drivers convert on load and
+  // on store, so an integer or bool target, a mixed-precision operand or a float gradient of a
+  // half operand (summed down in float before it is rounded) needs no converted copy. The
+  // kForwardReduce loss and the kForwardRows sums are always of `dtype`.
+  c10::ScalarType in_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
+  c10::ScalarType out_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
+
+  static constexpr c10::ScalarType kUndef = c10::ScalarType::Undefined;
+  C10_HOST_DEVICE c10::ScalarType in_type(int k) const { return in_dtype[k] == kUndef ? dtype : in_dtype[k]; }
+  C10_HOST_DEVICE c10::ScalarType out_type(int k) const { return out_dtype[k] == kUndef ? dtype : out_dtype[k]; }
 };
+static_assert(kPwMaxOperands == 6, "PointwiseArgs' dtype initialisers list kPwMaxOperands entries");
 
 using PointwiseFn = void (*)(const PointwiseArgs&);
 

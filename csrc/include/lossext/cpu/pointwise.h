@@ -5,8 +5,9 @@
 // chunk the coalesced index space is cut into runs along the innermost dimension; a run is cut
 // into tiles of kTile elements. For each tile an operand is read straight from memory when it is
 // unit-stride and already in the math type (the common float32/float64 case), and otherwise
-// gathered / converted into a small buffer first (strided, broadcast, half types). The functor
-// then runs on whole vectors.
+// gathered / converted into a small buffer first (strided, broadcast, half types, an operand of
+// another dtype: an integer target is converted a tile at a time, never copied whole). The
+// functor then runs on whole vectors; outputs are written back the same way.
 //
 // The mode is a template parameter and the vector loop has no per-vector branch: full vectors run
 // in one loop, the ragged end of a tile in one masked step, and absent outputs (a gradient nobody
@@ -17,6 +18,7 @@
 #include <ATen/Dispatch.h>
 #include <c10/util/Exception.h>
 #include <lossext/common.h>
+#include <lossext/convert.h>
 #include <lossext/cpu/reduce.h>
 #include <lossext/cpu/vec.h>
 #include <lossext/dispatch.h>
@@ -29,6 +31,37 @@ namespace lossext::CPU_CAPABILITY {
 
 constexpr int64_t kPwTile = 256;      // elements per tile (a multiple of every vector width)
 constexpr int64_t kPwChunk = 16384;   // elements per parallel chunk (fixed: determinism)
+
+// n elements of dtype E at p (stride in elements) into out, converted to M; the dtype switch is
+// taken once per tile, so the loops below are plain typed loops.
+template <class E, class M>
+inline void gather_typed(const char* p, int64_t stride, int64_t n, M* out) {
+  const E* e = reinterpret_cast<const E*>(p);
+  if (stride == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<M>(e[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<M>(e[i * stride]);
+  }
+}
+template <class M>
+inline void gather_as(const char* p, c10::ScalarType st, int64_t stride, int64_t n, M* out) {
+  AT_DISPATCH_ALL_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, st, "lossext_gather",
+                             [&] { gather_typed<scalar_t, M>(p, stride, n, out); });
+}
+template <class E, class M>
+inline void scatter_typed(char* p, int64_t stride, int64_t n, const M* in) {
+  E* e = reinterpret_cast<E*>(p);
+  if (stride == 1) {
+    for (int64_t i = 0; i < n; ++i) e[i] = static_cast<E>(in[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) e[i * stride] = static_cast<E>(in[i]);
+  }
+}
+template <class M>
+inline void scatter_as(char* p, c10::ScalarType st, int64_t stride, int64_t n, const M* in) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "lossext_scatter",
+                                  [&] { scatter_typed<scalar_t, M>(p, stride, n, in); });
+}
 
 // What a chunk hands back: its loss sum and, for a functor with domain checks, how many of its
 // elements failed each check. Counts are integers held exactly in double.
@@ -60,8 +93,20 @@ struct PointwiseLoop {
   const PointwiseArgs& a;
   const F f;
   const M scale;
+  c10::ScalarType idt[kPwMaxOperands], odt[kPwMaxOperands];  // operand / output dtypes
+  int64_t isz[kPwMaxOperands], osz[kPwMaxOperands];          // their element sizes
 
-  explicit PointwiseLoop(const PointwiseArgs& args) : a(args), f(args.params), scale(static_cast<M>(args.scale)) {}
+  explicit PointwiseLoop(const PointwiseArgs& args) : a(args), f(args.params), scale(static_cast<M>(args.scale)) {
+    for (int k = 0; k < kPwMaxOperands; ++k) {
+      idt[k] = a.in_type(k);
+      odt[k] = a.out_type(k);
+      isz[k] = dtype_bytes(idt[k]);
+      osz[k] = dtype_bytes(odt[k]);
+    }
+  }
+  // Operand k / output k is read / written in place: unit-stride and of the math type.
+  bool native_in(int k) const { return std::is_same_v<T, M> && idt[k] == c10::CppTypeToScalarType<T>::value; }
+  bool native_out(int k) const { return std::is_same_v<T, M> && odt[k] == c10::CppTypeToScalarType<T>::value; }
 
   // Operand / output base pointers (bytes) at the multi-index idx.
   void bases(const int64_t* idx, const char** ip, int64_t* is, char** op, int64_t* os) const {
@@ -69,13 +114,13 @@ struct PointwiseLoop {
     for (int k = 0; k < nin; ++k) {
       int64_t off = 0;
       for (int d = 0; d < nd; ++d) off += idx[d] * a.in_strides[k][d];
-      ip[k] = a.in[k] ? static_cast<const char*>(a.in[k]) + off * int64_t(sizeof(T)) : nullptr;
+      ip[k] = a.in[k] ? static_cast<const char*>(a.in[k]) + off * isz[k] : nullptr;
       is[k] = a.in_strides[k][nd - 1];
     }
     for (int k = 0; k < nout; ++k) {
       int64_t off = 0;
       for (int d = 0; d < nd; ++d) off += idx[d] * a.out_strides[k][d];
-      op[k] = a.out[k] ? static_cast<char*>(a.out[k]) + off * int64_t(sizeof(T)) : nullptr;
+      op[k] = a.out[k] ? static_cast<char*>(a.out[k]) + off * osz[k] : nullptr;
       os[k] = a.out_strides[k][nd - 1];
     }
   }
@@ -147,10 +192,10 @@ struct PointwiseLoop {
     for (int k = 0; k < nin; ++k) {
       gather[k] = false;
       if (ip[k] == nullptr || is[k] == 0) {  // constant over the run: fill once
-        const M v = ip[k] ? static_cast<M>(*reinterpret_cast<const T*>(ip[k])) : M(1);
+        const M v = ip[k] ? load_as<M>(ip[k], 0, idt[k]) : M(1);
         std::fill(inbuf[k], inbuf[k] + std::min(len, kPwTile), v);
         src[k] = inbuf[k];
-      } else if (std::is_same_v<T, M> && is[k] == 1) {
+      } else if (native_in(k) && is[k] == 1) {
         src[k] = reinterpret_cast<const M*>(ip[k]);
       } else {
         gather[k] = true;
@@ -158,19 +203,14 @@ struct PointwiseLoop {
       }
     }
     bool direct[kPwMaxOperands];
-    for (int k = 0; k < nout; ++k) direct[k] = op[k] && std::is_same_v<T, M> && os[k] == 1;
+    for (int k = 0; k < nout; ++k) direct[k] = op[k] && native_out(k) && os[k] == 1;
     Partial total;
     for (int64_t t0 = 0; t0 < len; t0 += kPwTile) {
       const int64_t n = std::min(kPwTile, len - t0);
       const M* s[kPwMaxOperands];
       for (int k = 0; k < nin; ++k) {
         if (gather[k]) {
-          const T* p = reinterpret_cast<const T*>(ip[k]) + (t0 * is[k]);
-          if (is[k] == 1) {
-            for (int64_t i = 0; i < n; ++i) inbuf[k][i] = static_cast<M>(p[i]);
-          } else {
-            for (int64_t i = 0; i < n; ++i) inbuf[k][i] = static_cast<M>(p[i * is[k]]);
-          }
+          gather_as<M>(ip[k] + t0 * is[k] * isz[k], idt[k], is[k], n, inbuf[k]);
           s[k] = inbuf[k];
         } else {
           s[k] = (src[k] == inbuf[k]) ? inbuf[k] : src[k] + t0;
@@ -182,12 +222,7 @@ struct PointwiseLoop {
       total += tile(s, d, n);
       for (int k = 0; k < nout; ++k) {
         if (!op[k] || direct[k]) continue;
-        T* p = reinterpret_cast<T*>(op[k]) + t0 * os[k];
-        if (os[k] == 1) {
-          for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(outbuf[k][i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) p[i * os[k]] = static_cast<T>(outbuf[k][i]);
-        }
+        scatter_as<M>(op[k] + t0 * os[k] * osz[k], odt[k], os[k], n, outbuf[k]);
       }
     }
     return total;

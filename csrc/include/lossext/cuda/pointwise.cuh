@@ -3,7 +3,9 @@
 //
 // Fast path (PointwiseArgs::contiguous): one flat index; each operand is unit-stride, a scalar
 // broadcast (read once per thread) or absent; 16-byte vector loads and stores when every pointer
-// is aligned. General path: per-element offsets from the coalesced sizes and strides.
+// is aligned. General path: per-element offsets from the coalesced sizes and strides. An operand
+// or output of another dtype than the computation's (an integer target, a float gradient of a
+// half operand) is read / written element by element with a conversion (lossext/convert.h).
 // Reduce mode: each thread accumulates in double, each block writes one partial, and a second
 // one-block kernel adds the partials in order (deterministic; no atomics).
 // Rows mode (per-row sums over the innermost dimension): a warp per row, or a whole block per row
@@ -16,6 +18,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <lossext/common.h>
+#include <lossext/convert.h>
 #include <lossext/cuda/utils.cuh>
 #include <lossext/dispatch.h>
 #include <lossext/pointwise.h>
@@ -26,7 +29,22 @@ namespace lossext::cuda {
 constexpr int kPwThreads = 256;
 constexpr int kPwBlocksPerSm = 8;
 
-enum OperandKind : int { kAbsent = 0, kUnit = 1, kScalar = 2 };
+enum OperandKind : int { kAbsent = 0, kUnit = 1, kScalar = 2, kConvert = 3 };  // kConvert: unit, other dtype
+
+// Element i of operand k (an offset in its own elements), in the math type.
+template <class T, class M>
+__device__ __forceinline__ M pw_load(const PointwiseArgs& a, int k, int64_t i) {
+  if (a.in[k] == nullptr) return M(1);
+  const c10::ScalarType st = a.in_type(k);
+  if (st == c10::CppTypeToScalarType<T>::value) return static_cast<M>(static_cast<const T*>(a.in[k])[i]);
+  return load_as<M>(a.in[k], i, st);
+}
+template <class T, class M>
+__device__ __forceinline__ void pw_store(const PointwiseArgs& a, int k, int64_t i, M v) {
+  const c10::ScalarType st = a.out_type(k);
+  if (st == c10::CppTypeToScalarType<T>::value) static_cast<T*>(a.out[k])[i] = static_cast<T>(v);
+  else store_as<M>(a.out[k], i, st, v);
+}
 
 template <class T, int N>
 struct alignas(sizeof(T) * N) Pack {
@@ -47,12 +65,17 @@ pointwise_contig_kernel(const PointwiseArgs a, const F f, double* __restrict__ p
 #pragma unroll
   for (int k = 0; k < nin; ++k) {
     in[k] = static_cast<const T*>(a.in[k]);
-    kind[k] = in[k] == nullptr ? kAbsent : (a.in_strides[k][0] == 0 ? kScalar : kUnit);
-    scalar[k] = kind[k] == kAbsent ? M(1) : (kind[k] == kScalar ? static_cast<M>(in[k][0]) : M(0));
+    const bool native = a.in_type(k) == c10::CppTypeToScalarType<T>::value;
+    kind[k] = in[k] == nullptr ? kAbsent : (a.in_strides[k][0] == 0 ? kScalar : (native ? kUnit : kConvert));
+    scalar[k] = kind[k] == kScalar ? pw_load<T, M>(a, k, 0) : M(1);
   }
   T* out[nout];
+  bool onative[nout];
 #pragma unroll
-  for (int k = 0; k < nout; ++k) out[k] = static_cast<T*>(a.out[k]);
+  for (int k = 0; k < nout; ++k) {
+    out[k] = static_cast<T*>(a.out[k]);
+    onative[k] = a.out_type(k) == c10::CppTypeToScalarType<T>::value;
+  }
 
   double acc = 0;
   const int64_t n = a.numel;
@@ -71,12 +94,16 @@ pointwise_contig_kernel(const PointwiseArgs a, const F f, double* __restrict__ p
         } else {
           x[0][k] = static_cast<M>(in[k][base]);
         }
+      } else if (kind[k] == kConvert) {
+#pragma unroll
+        for (int v = 0; v < VEC; ++v)
+          if (v < cnt) x[v][k] = load_as<M>(a.in[k], base + v, a.in_type(k));
       } else {
 #pragma unroll
         for (int v = 0; v < VEC; ++v) x[v][k] = scalar[k];
       }
     }
-    Pack<T, VEC> o[nout];
+    M o[nout][VEC];  // in the math type: an output of another dtype is rounded once, at its store
 #pragma unroll
     for (int v = 0; v < VEC; ++v) {
       if (v >= cnt) break;
@@ -87,23 +114,30 @@ pointwise_contig_kernel(const PointwiseArgs a, const F f, double* __restrict__ p
       for (int k = 0; k < kIn; ++k) xi[k] = x[v][k];
       const M loss = pw_eval(f, xi, g, bad);
       if constexpr (MODE == PwMode::kForwardNone) {
-        o[0].v[v] = static_cast<T>(loss);
+        o[0][v] = loss;
       } else if constexpr (MODE == PwMode::kForwardReduce) {
         acc += static_cast<double>(loss);
 #pragma unroll
-        for (int k = 0; k < kG; ++k) o[k].v[v] = static_cast<T>(g[k] * scale);
+        for (int k = 0; k < kG; ++k) o[k][v] = g[k] * scale;
       } else {
 #pragma unroll
-        for (int k = 0; k < kG; ++k) o[k].v[v] = static_cast<T>(g[k] * (x[v][kIn] * scale));
+        for (int k = 0; k < kG; ++k) o[k][v] = g[k] * (x[v][kIn] * scale);
       }
     }
 #pragma unroll
     for (int k = 0; k < nout; ++k) {
       if (out[k] == nullptr) continue;
-      if (cnt == VEC) {
-        *reinterpret_cast<Pack<T, VEC>*>(out[k] + base) = o[k];
+      if (!onative[k]) {
+#pragma unroll
+        for (int v = 0; v < VEC; ++v)
+          if (v < cnt) store_as<M>(a.out[k], base + v, a.out_type(k), o[k][v]);
+      } else if (cnt == VEC) {
+        Pack<T, VEC> pk;
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) pk.v[v] = static_cast<T>(o[k][v]);
+        *reinterpret_cast<Pack<T, VEC>*>(out[k] + base) = pk;
       } else {
-        out[k][base] = o[k].v[0];
+        out[k][base] = static_cast<T>(o[k][0]);
       }
     }
   };
@@ -140,8 +174,7 @@ pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ 
     }
     M x[nin];
 #pragma unroll
-    for (int k = 0; k < nin; ++k)
-      x[k] = a.in[k] ? static_cast<M>(static_cast<const T*>(a.in[k])[ioff[k]]) : M(1);
+    for (int k = 0; k < nin; ++k) x[k] = pw_load<T, M>(a, k, ioff[k]);
     M xi[kIn];
     M g[kG];
     M bad[pw_bad_size_v<F>];
@@ -149,16 +182,16 @@ pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ 
     for (int k = 0; k < kIn; ++k) xi[k] = x[k];
     const M loss = pw_eval(f, xi, g, bad);
     if constexpr (MODE == PwMode::kForwardNone) {
-      static_cast<T*>(a.out[0])[ooff[0]] = static_cast<T>(loss);
+      pw_store<T, M>(a, 0, ooff[0], loss);
     } else if constexpr (MODE == PwMode::kForwardReduce) {
       acc += static_cast<double>(loss);
 #pragma unroll
       for (int k = 0; k < kG; ++k)
-        if (a.out[k]) static_cast<T*>(a.out[k])[ooff[k]] = static_cast<T>(g[k] * scale);
+        if (a.out[k]) pw_store<T, M>(a, k, ooff[k], g[k] * scale);
     } else {
 #pragma unroll
       for (int k = 0; k < kG; ++k)
-        if (a.out[k]) static_cast<T*>(a.out[k])[ooff[k]] = static_cast<T>(g[k] * (x[kIn] * scale));
+        if (a.out[k]) pw_store<T, M>(a, k, ooff[k], g[k] * (x[kIn] * scale));
     }
   }
   if constexpr (MODE == PwMode::kForwardReduce) {
@@ -198,8 +231,7 @@ pointwise_rows_kernel(const PointwiseArgs a, const F f, int64_t rows) {
       M g[kG];
       M bad[pw_bad_size_v<F>];
 #pragma unroll
-      for (int k = 0; k < kIn; ++k)
-        x[k] = a.in[k] ? static_cast<M>(static_cast<const T*>(a.in[k])[ioff[k] + c * a.in_strides[k][nd - 1]]) : M(1);
+      for (int k = 0; k < kIn; ++k) x[k] = pw_load<T, M>(a, k, ioff[k] + c * a.in_strides[k][nd - 1]);
       acc += static_cast<double>(pw_eval(f, x, g, bad));
     }
     if constexpr (TPR == 32) {
@@ -224,9 +256,9 @@ void pointwise_launch(const PointwiseArgs& a, const at::Tensor& partials, int64_
   if (a.contiguous) {
     constexpr int VEC = 16 / sizeof(T);
     bool vec_ok = true;
-    for (int k = 0; k < kPwMaxOperands; ++k) {
-      if (a.in[k] && !aligned16<T>(a.in[k])) vec_ok = false;
-      if (a.out[k] && !aligned16<T>(a.out[k])) vec_ok = false;
+    for (int k = 0; k < kPwMaxOperands; ++k) {  // only operands of dtype T are read in packs
+      if (a.in[k] && a.in_type(k) == a.dtype && !aligned16<T>(a.in[k])) vec_ok = false;
+      if (a.out[k] && a.out_type(k) == a.dtype && !aligned16<T>(a.out[k])) vec_ok = false;
     }
     if (vec_ok) {
       pointwise_contig_kernel<F, T, MODE, VEC><<<grid, kPwThreads, 0, stream>>>(a, f, part);
