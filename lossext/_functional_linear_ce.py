@@ -47,11 +47,11 @@ def linear_cross_entropy(
     Beyond torch: `input` may have any leading dims (..., H) with a 2-D linear_weight (the target
     then has shape (...) or (..., C)). lossext extras (keyword-only): `chunk_size` (tokens per
     chunk) or `memory_budget` (bytes of one chunk's logits); default chosen from the shapes.
-    `options` is accepted and ignored (one warning). `z_loss`, `softcap` and `return_lse` are not
-    implemented yet (NotImplementedError). The class weight and the target are not differentiable.
+    `z_loss`: each non-ignored token adds
+    z_loss * w_t * logsumexp(logits)^2 (w_t: its class weight, 1 unweighted; probability targets:
+    1), reduced like the cross-entropy. `options` is accepted and ignored (one warning). `softcap`
+    and `return_lse` are not implemented yet (NotImplementedError). The class weight and the target are not differentiable.
     """
-    if z_loss:
-        raise NotImplementedError("lossext linear_cross_entropy: z_loss is not implemented yet")
     if softcap is not None:
         raise NotImplementedError("lossext linear_cross_entropy: softcap is not implemented yet")
     if return_lse:
@@ -85,7 +85,7 @@ def linear_cross_entropy(
         cs = max(1, int(memory_budget) // max(1, row))
     with torch.autocast(input.device.type, enabled=False) if autocast else _null():
         loss = _call("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
-                     float(label_smoothing), cs, grad_mask(input, linear_weight, linear_bias))[0]
+                     float(label_smoothing), float(z_loss), cs, grad_mask(input, linear_weight, linear_bias))[0]
     return loss.float() if autocast else loss
 
 

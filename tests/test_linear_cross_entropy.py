@@ -131,7 +131,7 @@ def test_no_grad_computes_no_gradient():
         loss = LF.linear_cross_entropy(x, w, t, linear_bias=b)
     assert not loss.requires_grad
     assert_close(loss, F.linear_cross_entropy(x.detach(), w, t, linear_bias=b), torch.float32)
-    out = OPS.linear_cross_entropy(x.detach(), w, t, b, None, 1, -100, 0.0, 0, [False, False, False])
+    out = OPS.linear_cross_entropy(x.detach(), w, t, b, None, 1, -100, 0.0, 0.0, 0, [False, False, False])
     assert all(g.numel() == 0 for g in out[1:4])
 
 
@@ -150,8 +150,8 @@ def test_opcheck():
     wt = torch.rand(5) + 0.5
     for red in (0, 1, 2):
         for mask in ([True, True, True], [False, True, False]):
-            opcheck(OPS.linear_cross_entropy.default, (x, w, t, b, wt, red, -100, 0.1, 2, mask))
-    opcheck(OPS.linear_cross_entropy.default, (x, w, t, None, None, 1, -100, 0.0, 0, [True, True, False]))
+            opcheck(OPS.linear_cross_entropy.default, (x, w, t, b, wt, red, -100, 0.1, 1e-3, 2, mask))
+    opcheck(OPS.linear_cross_entropy.default, (x, w, t, None, None, 1, -100, 0.0, 0.0, 0, [True, True, False]))
 
 
 def test_compile_fullgraph():
@@ -215,7 +215,7 @@ def test_errors():
         LF.linear_cross_entropy(x, w.double(), t)
     with pytest.raises(RuntimeError, match="not differentiable"):
         LF.linear_cross_entropy(x, w, t, weight=torch.rand(5, requires_grad=True))
-    for extra in (dict(z_loss=1e-4), dict(softcap=30.0), dict(return_lse=True)):
+    for extra in (dict(softcap=30.0), dict(return_lse=True)):
         with pytest.raises(NotImplementedError):
             LF.linear_cross_entropy(x, w, t, **extra)
 
@@ -248,3 +248,45 @@ def test_module_state_dict_and_training():
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.7 * first
+
+
+def _z_ref(x, w, t, b=None, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, z_loss=0.0):
+    """float64 composite: cross_entropy per token + z * w_t * lse^2, reduced like the cross-entropy."""
+    logits = F.linear(x, w, b)
+    ce = F.cross_entropy(logits, t, weight=weight, reduction="none", ignore_index=ignore_index,
+                         label_smoothing=label_smoothing)
+    lse = logits.logsumexp(-1)
+    if t.dtype == torch.long:
+        keep = t != ignore_index
+        wt = (weight[t.clamp(min=0)] if weight is not None else torch.ones_like(lse)) * keep
+    else:
+        wt = torch.ones_like(lse)
+    per = ce + z_loss * wt * lse ** 2
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / (wt.sum() if t.dtype == torch.long else t.shape[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", [{}, dict(weight=True, label_smoothing=0.1), dict(prob=True)])
+def test_z_loss(device, reduction, opts):
+    opts = dict(opts)
+    prob = opts.pop("prob", False)
+    x, w, t, b = _data((9,), 6, 7, device=device, ignore=None if prob else -100, prob=prob)
+    x = x * 3  # large logits: the z-loss term matters
+    if opts.pop("weight", False):
+        opts["weight"] = torch.rand(7, device=device) + 0.1
+    ours = lambda x_, w_, t_, b_, **k: LF.linear_cross_entropy(x_, w_, t_, linear_bias=b_, chunk_size=4, z_loss=0.05, **k)
+    ref = lambda x_, w_, t_, b_, **k: _z_ref(x_, w_, t_, b_, z_loss=0.05, **k)
+    opts["reduction"] = reduction
+    check_loss(ours, ref, [x, w, t, b], kwargs=opts, diff=(0, 1, 3), check_dtype=False)
+
+
+def test_z_loss_gradcheck():
+    x, w, t, b = _data((5,), 3, 4, dtype=torch.float64, ignore=-100)
+    for red in REDUCTIONS:
+        f = lambda x_, w_: LF.linear_cross_entropy(x_, w_, t, linear_bias=b, reduction=red, chunk_size=2, z_loss=0.1)
+        torch.autograd.gradcheck(f, (x.requires_grad_(), w.requires_grad_()))

@@ -4,6 +4,7 @@
 //   logits_c  = x_c W^T + b                   ATen matmul (the linear layer), into one reused buffer
 //   dlogits_c = r (softmax - onehot ...)      cross_entropy's row kernel, in place over logits_c
 //   dx_c = dlogits_c W,   dW += dlogits_c^T x_c,   db += 1^T dlogits_c
+// z_loss (opt-in): each row adds z w_t lse^2 (cross_entropy's functor, CrossEntropyParams::z_loss).
 // r carries the whole problem's mean denominator, computed first on the device (no host sync).
 // Half types accumulate dW and db across chunks in float32 (rounded once at the end).
 // Mean/sum forwards that want gradients write them here (the autograd backward only scales);
@@ -64,7 +65,7 @@ int64_t default_chunk(const Problem& P, int64_t elem) {
 
 Problem prepare(const Tensor& input, const Tensor& lw, const Tensor& target, const OptTensor& bias_opt,
                 const OptTensor& weight_opt, int64_t reduction, int64_t ignore_index, double label_smoothing,
-                int64_t chunk_size) {
+                double z_loss, int64_t chunk_size) {
   Problem P;
   const Tensor bias = bias_opt.value_or(Tensor());
   const Tensor weight = weight_opt.value_or(Tensor());
@@ -92,6 +93,7 @@ Problem prepare(const Tensor& input, const Tensor& lw, const Tensor& target, con
   check_same_device(kOp, input, {&lw, &bias, &target, &weight});
   TORCH_CHECK(!(label_smoothing > 1.0), kOp, ": label_smoothing must be between 0.0 and 1.0. Got: ", label_smoothing);
   P.cp.smoothing = label_smoothing > 0.0 ? label_smoothing : 0.0;  // torch ignores negative values
+  P.cp.z_loss = z_loss;
   P.red = to_reduction(reduction, kOp);
   P.ignore_index = ignore_index;
   P.half = input.scalar_type() == at::kHalf || input.scalar_type() == at::kBFloat16;
@@ -269,11 +271,11 @@ std::vector<int64_t> saved_shape(const Problem& P) { return {P.N * P.S, P.saved_
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> linear_cross_entropy(
     const Tensor& input, const Tensor& linear_weight, const Tensor& target, const OptTensor& linear_bias,
-    const OptTensor& weight, int64_t reduction, int64_t ignore_index, double label_smoothing, int64_t chunk_size,
-    std::array<bool, 3> grad_mask) {
+    const OptTensor& weight, int64_t reduction, int64_t ignore_index, double label_smoothing, double z_loss,
+    int64_t chunk_size, std::array<bool, 3> grad_mask) {
   c10::OptionalDeviceGuard guard(input.device());
   const Problem P = prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-                            label_smoothing, chunk_size);
+                            label_smoothing, z_loss, chunk_size);
   const Tensor den = denominator(P);
   const bool grads = P.red != Reduction::None && rowwise_forward_grads({input});
   Grads g = grad_buffers(P, {grads && grad_mask[0], grads && grad_mask[1], grads && grad_mask[2]});
@@ -294,10 +296,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> linear_cross_entropy(
 std::tuple<Tensor, Tensor, Tensor> linear_cross_entropy_backward(
     const Tensor& grad_output, const Tensor& input, const Tensor& linear_weight, const Tensor& target,
     const OptTensor& linear_bias, const OptTensor& weight, int64_t reduction, int64_t ignore_index,
-    double label_smoothing, int64_t chunk_size, const Tensor& saved, std::array<bool, 3> grad_mask) {
+    double label_smoothing, double z_loss, int64_t chunk_size, const Tensor& saved, std::array<bool, 3> grad_mask) {
   c10::OptionalDeviceGuard guard(input.device());
   const Problem P = prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-                            label_smoothing, chunk_size);
+                            label_smoothing, z_loss, chunk_size);
   const std::vector<int64_t> ss = saved_shape(P);
   TORCH_CHECK(saved.sizes().equals(ss) && saved.scalar_type() == rowwise_math_dtype(P.x.scalar_type()) &&
                   saved.device() == input.device(),
@@ -321,12 +323,13 @@ std::tuple<Tensor, Tensor, Tensor> linear_cross_entropy_backward(
 TORCH_LIBRARY_FRAGMENT(lossext, m) {
   // Returns (loss, grad_input, grad_linear_weight, grad_linear_bias, saved); chunk_size 0: from the shapes.
   m.def("linear_cross_entropy(Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, "
-        "Tensor? weight, int reduction, int ignore_index, float label_smoothing, int chunk_size, bool[3] grad_mask) "
+        "Tensor? weight, int reduction, int ignore_index, float label_smoothing, float z_loss, int chunk_size, "
+        "bool[3] grad_mask) "
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // `saved`: per token (m, log z[, Sy]) of the forward, for a backward that recomputes the logits.
   m.def("linear_cross_entropy_backward(Tensor grad_output, Tensor input, Tensor linear_weight, Tensor target, "
         "Tensor? linear_bias, Tensor? weight, int reduction, int ignore_index, float label_smoothing, "
-        "int chunk_size, Tensor saved, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
+        "float z_loss, int chunk_size, Tensor saved, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
 
 namespace {
