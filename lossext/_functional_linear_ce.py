@@ -49,11 +49,12 @@ def linear_cross_entropy(
     chunk) or `memory_budget` (bytes of one chunk's logits); default chosen from the shapes.
     `z_loss`: each non-ignored token adds
     z_loss * w_t * logsumexp(logits)^2 (w_t: its class weight, 1 unweighted; probability targets:
-    1), reduced like the cross-entropy. `options` is accepted and ignored (one warning). `softcap`
-    and `return_lse` are not implemented yet (NotImplementedError). The class weight and the target are not differentiable.
+    1), reduced like the cross-entropy. `softcap`: the logits become softcap * tanh(logits / softcap)
+    (Gemma) before the cross-entropy. `options` is accepted and ignored (one warning). `return_lse`
+    is not implemented yet (NotImplementedError). The class weight and the target are not differentiable.
     """
-    if softcap is not None:
-        raise NotImplementedError("lossext linear_cross_entropy: softcap is not implemented yet")
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"linear_cross_entropy: softcap must be > 0, got {softcap}")
     if return_lse:
         raise NotImplementedError("lossext linear_cross_entropy: return_lse is not implemented yet")
     if options is not None:
@@ -85,7 +86,7 @@ def linear_cross_entropy(
         cs = max(1, int(memory_budget) // max(1, row))
     with torch.autocast(input.device.type, enabled=False) if autocast else _null():
         loss = _call("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
-                     float(label_smoothing), float(z_loss), cs, grad_mask(input, linear_weight, linear_bias))[0]
+                     float(label_smoothing), float(z_loss), float(softcap or 0.0), cs, grad_mask(input, linear_weight, linear_bias))[0]
     return loss.float() if autocast else loss
 
 

@@ -49,8 +49,35 @@ void lce_accumulate_cpu(const LceAccArgs& a) {
   }
 }
 
+template <class T>
+void softcap_typed(const LceCapArgs& a) {
+  using M = math_t<T>;
+  using V = Vectorized<M>;
+  T* x = static_cast<T*>(a.x);
+  T* y = static_cast<T*>(a.y);
+  const V cap(static_cast<M>(a.cap)), inv(static_cast<M>(1.0 / a.cap)), one(M(1));
+  chunked_for(a.n, 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; j += V::size()) {
+      const int64_t cnt = std::min<int64_t>(V::size(), e - j);
+      if (a.mode == LceCap::kApply) {
+        const V c = cap * (vload(x + j, cnt) * inv).tanh();
+        vstore(x + j, c, cnt);
+        vstore(y + j, c, cnt);
+      } else {
+        const V u = vload(y + j, cnt) * inv;
+        vstore(x + j, vload(x + j, cnt) * (one - u * u), cnt);
+      }
+    }
+  });
+}
+
+void lce_softcap_cpu(const LceCapArgs& a) {
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lce_softcap_cpu", [&] { softcap_typed<scalar_t>(a); });
+}
+
 }  // namespace
 }  // namespace lossext::CPU_CAPABILITY
 
 LOSSEXT_REGISTER_CPU(lossext::lce_denominator_stub, &lossext::CPU_CAPABILITY::lce_denominator_cpu);
 LOSSEXT_REGISTER_CPU(lossext::lce_accumulate_stub, &lossext::CPU_CAPABILITY::lce_accumulate_cpu);
+LOSSEXT_REGISTER_CPU(lossext::lce_softcap_stub, &lossext::CPU_CAPABILITY::lce_softcap_cpu);

@@ -42,8 +42,37 @@ void lce_accumulate_cuda(const LceAccArgs& a) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+template <class T>
+__global__ void softcap_kernel(const LceCapArgs a) {
+  using M = at::opmath_type<T>;
+  T* x = static_cast<T*>(a.x);
+  T* y = static_cast<T*>(a.y);
+  const M cap = static_cast<M>(a.cap), inv = static_cast<M>(1.0 / a.cap);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.n; i += stride) {
+    if (a.mode == LceCap::kApply) {
+      const T c = static_cast<T>(cap * ::tanh(static_cast<M>(x[i]) * inv));
+      x[i] = c;
+      y[i] = c;
+    } else {
+      const M u = static_cast<M>(y[i]) * inv;
+      x[i] = static_cast<T>(static_cast<M>(x[i]) * (M(1) - u * u));
+    }
+  }
+}
+
+void lce_softcap_cuda(const LceCapArgs& a) {
+  if (a.n == 0) return;
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lce_softcap_cuda", [&] {
+    softcap_kernel<scalar_t><<<grid_for(a.n, 256, 8), 256, 0, stream>>>(a);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
 }  // namespace
 }  // namespace lossext::cuda
 
 LOSSEXT_REGISTER_CUDA(lossext::lce_denominator_stub, &lossext::cuda::lce_denominator_cuda);
 LOSSEXT_REGISTER_CUDA(lossext::lce_accumulate_stub, &lossext::cuda::lce_accumulate_cuda);
+LOSSEXT_REGISTER_CUDA(lossext::lce_softcap_stub, &lossext::cuda::lce_softcap_cuda);

@@ -37,4 +37,18 @@ struct LceAccArgs {
 using LceAccFn = void (*)(const LceAccArgs&);
 LOSSEXT_DECLARE_STUB(lce_accumulate_stub, LceAccFn);
 
+// Softcap (opt-in, Gemma-style): y = cap tanh(x / cap) over a chunk's logits, in place, with a copy
+// of y (kApply); after the row kernel wrote dL/dy over them, dL/dx = dL/dy (1 - (y / cap)^2) (kGrad).
+enum class LceCap : int { kApply = 0, kGrad = 1 };
+struct LceCapArgs {
+  c10::ScalarType dtype = c10::ScalarType::Float;  // of x and y
+  int64_t n = 0;
+  void* x = nullptr;  // the logits, then their gradient
+  void* y = nullptr;  // the capped logits (written by kApply, read by kGrad)
+  double cap = 0;
+  LceCap mode = LceCap::kApply;
+};
+using LceCapFn = void (*)(const LceCapArgs&);
+LOSSEXT_DECLARE_STUB(lce_softcap_stub, LceCapFn);
+
 }  // namespace lossext

@@ -4,6 +4,8 @@
 //   logits_c  = x_c W^T + b                   ATen matmul (the linear layer), into one reused buffer
 //   dlogits_c = r (softmax - onehot ...)      cross_entropy's row kernel, in place over logits_c
 //   dx_c = dlogits_c W,   dW += dlogits_c^T x_c,   db += 1^T dlogits_c
+// softcap (opt-in): logits_c = cap tanh(logits_c / cap) in place before the row kernel (a copy kept),
+// and dlogits_c *= 1 - (capped / cap)^2 after it.
 // z_loss (opt-in): each row adds z w_t lse^2 (cross_entropy's functor, CrossEntropyParams::z_loss).
 // r carries the whole problem's mean denominator, computed first on the device (no host sync).
 // Half types accumulate dW and db across chunks in float32 (rounded once at the end).
@@ -19,6 +21,7 @@
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/addmv.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mv.h>
 #include <ATen/ops/ones.h>
@@ -30,6 +33,7 @@
 
 LOSSEXT_DEFINE_STUB(lossext::lce_denominator_stub, lossext::LceDenominatorFn);
 LOSSEXT_DEFINE_STUB(lossext::lce_accumulate_stub, lossext::LceAccFn);
+LOSSEXT_DEFINE_STUB(lossext::lce_softcap_stub, lossext::LceCapFn);
 
 namespace lossext::ops {
 namespace {
@@ -46,6 +50,7 @@ struct Problem {
   std::vector<int64_t> samples;    // the unreduced loss of the flat problem: (N, d1..dk)
   std::vector<int64_t> loss_shape; // ... as returned: () unbatched, (N, d..), or input's leading dims
   int64_t N = 0, H = 0, R = 0, S = 1, chunk = 1;
+  double softcap = 0;              // 0: none
   bool prob = false, half = false;
   Reduction red = Reduction::Mean;
   int64_t ignore_index = -100;
@@ -65,7 +70,7 @@ int64_t default_chunk(const Problem& P, int64_t elem) {
 
 Problem prepare(const Tensor& input, const Tensor& lw, const Tensor& target, const OptTensor& bias_opt,
                 const OptTensor& weight_opt, int64_t reduction, int64_t ignore_index, double label_smoothing,
-                double z_loss, int64_t chunk_size) {
+                double z_loss, double softcap, int64_t chunk_size) {
   Problem P;
   const Tensor bias = bias_opt.value_or(Tensor());
   const Tensor weight = weight_opt.value_or(Tensor());
@@ -94,6 +99,8 @@ Problem prepare(const Tensor& input, const Tensor& lw, const Tensor& target, con
   TORCH_CHECK(!(label_smoothing > 1.0), kOp, ": label_smoothing must be between 0.0 and 1.0. Got: ", label_smoothing);
   P.cp.smoothing = label_smoothing > 0.0 ? label_smoothing : 0.0;  // torch ignores negative values
   P.cp.z_loss = z_loss;
+  TORCH_CHECK(softcap >= 0.0, kOp, ": softcap must be > 0 (0: none), got ", softcap);
+  P.softcap = softcap;
   P.red = to_reduction(reduction, kOp);
   P.ignore_index = ignore_index;
   P.half = input.scalar_type() == at::kHalf || input.scalar_type() == at::kBFloat16;
@@ -182,6 +189,18 @@ void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor
   const int64_t K = std::max<int64_t>(1, (P.N + P.chunk - 1) / P.chunk);
   const bool want = g.any();
   Tensor buf = at::empty({std::min(P.chunk, P.N), P.R}, P.x.options());
+  // Softcap keeps the capped logits for the chain rule (the row kernel overwrites buf).
+  Tensor capped = P.softcap > 0 && want ? at::empty_like(buf) : Tensor();
+  auto cap = [&](const Tensor& lg, LceCap mode) {
+    LceCapArgs c;
+    c.dtype = lg.scalar_type();
+    c.n = lg.numel();
+    c.x = lg.data_ptr();
+    c.y = capped.defined() ? capped.data_ptr() : lg.data_ptr();
+    c.cap = P.softcap;
+    c.mode = mode;
+    lce_softcap_stub(lg.device().type())(c);
+  };
   Tensor ones = (want && g.db.defined()) ? at::ones({std::min(P.chunk, P.N)}, P.x.options()) : Tensor();
   const bool cuda = P.x.is_cuda();
   if (want && P.half && K > 1) {
@@ -198,6 +217,7 @@ void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor
     } else {
       at::mm_out(lg, xc, P.w.t());
     }
+    if (P.softcap > 0) cap(lg, LceCap::kApply);
     std::vector<int64_t> shape{n};
     shape.insert(shape.end(), P.row.begin(), P.row.end());
     const Tensor lv = lg.view(shape);
@@ -216,6 +236,7 @@ void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor
     }
     cross_entropy_stub(P.x.device().type())(p.args, P.cp);
     if (!want) continue;
+    if (P.softcap > 0) cap(lg, LceCap::kGrad);
     // lg now holds dloss/dlogits of the chunk (reduction-scaled, times grad_output in the backward).
     if (g.dx.defined()) {
       Tensor dxc = g.dx.narrow(0, n0, n);
@@ -272,10 +293,10 @@ std::vector<int64_t> saved_shape(const Problem& P) { return {P.N * P.S, P.saved_
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> linear_cross_entropy(
     const Tensor& input, const Tensor& linear_weight, const Tensor& target, const OptTensor& linear_bias,
     const OptTensor& weight, int64_t reduction, int64_t ignore_index, double label_smoothing, double z_loss,
-    int64_t chunk_size, std::array<bool, 3> grad_mask) {
+    double softcap, int64_t chunk_size, std::array<bool, 3> grad_mask) {
   c10::OptionalDeviceGuard guard(input.device());
   const Problem P = prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-                            label_smoothing, z_loss, chunk_size);
+                            label_smoothing, z_loss, softcap, chunk_size);
   const Tensor den = denominator(P);
   const bool grads = P.red != Reduction::None && rowwise_forward_grads({input});
   Grads g = grad_buffers(P, {grads && grad_mask[0], grads && grad_mask[1], grads && grad_mask[2]});
@@ -296,10 +317,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> linear_cross_entropy(
 std::tuple<Tensor, Tensor, Tensor> linear_cross_entropy_backward(
     const Tensor& grad_output, const Tensor& input, const Tensor& linear_weight, const Tensor& target,
     const OptTensor& linear_bias, const OptTensor& weight, int64_t reduction, int64_t ignore_index,
-    double label_smoothing, double z_loss, int64_t chunk_size, const Tensor& saved, std::array<bool, 3> grad_mask) {
+    double label_smoothing, double z_loss, double softcap, int64_t chunk_size, const Tensor& saved,
+    std::array<bool, 3> grad_mask) {
   c10::OptionalDeviceGuard guard(input.device());
   const Problem P = prepare(input, linear_weight, target, linear_bias, weight, reduction, ignore_index,
-                            label_smoothing, z_loss, chunk_size);
+                            label_smoothing, z_loss, softcap, chunk_size);
   const std::vector<int64_t> ss = saved_shape(P);
   TORCH_CHECK(saved.sizes().equals(ss) && saved.scalar_type() == rowwise_math_dtype(P.x.scalar_type()) &&
                   saved.device() == input.device(),
@@ -323,13 +345,13 @@ std::tuple<Tensor, Tensor, Tensor> linear_cross_entropy_backward(
 TORCH_LIBRARY_FRAGMENT(lossext, m) {
   // Returns (loss, grad_input, grad_linear_weight, grad_linear_bias, saved); chunk_size 0: from the shapes.
   m.def("linear_cross_entropy(Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, "
-        "Tensor? weight, int reduction, int ignore_index, float label_smoothing, float z_loss, int chunk_size, "
+        "Tensor? weight, int reduction, int ignore_index, float label_smoothing, float z_loss, float softcap, int chunk_size, "
         "bool[3] grad_mask) "
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // `saved`: per token (m, log z[, Sy]) of the forward, for a backward that recomputes the logits.
   m.def("linear_cross_entropy_backward(Tensor grad_output, Tensor input, Tensor linear_weight, Tensor target, "
         "Tensor? linear_bias, Tensor? weight, int reduction, int ignore_index, float label_smoothing, "
-        "float z_loss, int chunk_size, Tensor saved, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
+        "float z_loss, float softcap, int chunk_size, Tensor saved, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
 
 namespace {
