@@ -97,8 +97,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small shapes (a smoke test)")
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--case", default=None, help="one case N,H,V")
     args = ap.parse_args()
     cases = [(512, 256, 4000)] if args.quick else CASES
+    if args.case:
+        cases = [tuple(int(v) for v in args.case.split(","))]
     rows = []
     for N, H, V in cases:
         for dt in args.dtypes.split(","):
