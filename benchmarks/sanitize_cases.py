@@ -79,4 +79,13 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
         run("cross_entropy", u, ut, weight=torch.rand(6, device=dev, dtype=dt) + 0.25, ignore_index=ii, label_smoothing=0.3)
         run("nll_loss", u, ut, weight=torch.rand(6, device=dev, dtype=dt) + 0.25, ignore_index=ii)
     run("nll_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev))
+    # linear_cross_entropy: several chunks (chunk_size=3), bias, weights, ignored targets, K-dim head.
+    for n in (0, 7, 65):
+        xl, wl = torch.randn(n, 33, device=dev, dtype=dt), torch.randn(1000, 33, device=dev, dtype=dt)
+        tl = torch.randint(0, 1000, (n,), device=dev)
+        tl[: n // 3] = -100
+        run("linear_cross_entropy", xl, wl, tl, diff=(0, 1), chunk_size=3, linear_bias=torch.randn(1000, device=dev, dtype=dt),
+            weight=torch.rand(1000, device=dev, dtype=dt), label_smoothing=0.1)
+    run("linear_cross_entropy", torch.randn(5, 8, device=dev, dtype=dt), torch.randn(7, 3, 8, device=dev, dtype=dt),
+        torch.randint(0, 7, (5, 3), device=dev), diff=(0, 1), chunk_size=2)
 print("sanitize cases: done")

@@ -129,6 +129,33 @@ def _triplet_aux(a):
     return [s.new_empty((*s.shape, 6 if abs(a["p"]) == float("inf") else 3), dtype=_math_dtype(s.dtype))]
 
 
+# ---- linear_cross_entropy: input (..., H), linear_weight (C, d1..dk, H) ----------------------------
+def _lce_tokens(a):
+    x, w = a["input"], a["linear_weight"]
+    n = 1
+    for s in x.shape[:-1]:
+        n *= s
+    return n, w.shape[1:-1]
+
+
+def _lce_none_loss(a):
+    x = a["input"]
+    n, out = _lce_tokens(a)
+    shape = () if x.dim() == 1 else ((n, *out) if x.dim() == 2 else x.shape[:-1])
+    return x.new_empty(shape)
+
+
+def _lce_aux(a):
+    """Per token and position (m, log z[, Sy]) in the math dtype (csrc/ops/linear_cross_entropy.cpp)."""
+    x, w, t = a["input"], a["linear_weight"], a["target"]
+    n, out = _lce_tokens(a)
+    prob = tuple(t.shape) == (*x.shape[:-1], *w.shape[:-1])
+    s = 1
+    for d in out:
+        s *= d
+    return [x.new_empty((n * s, 3 if prob else 2), dtype=_math_dtype(x.dtype))]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -165,6 +192,8 @@ SPECS = [
     # The margin on a user distance function's outputs (dist_swap None without swap).
     LossSpec("triplet_margin_with_distance_loss", diff=("dist_pos", "dist_neg", "dist_swap"),
              operands=("dist_pos", "dist_neg", "dist_swap")),
+    LossSpec("linear_cross_entropy", diff=("input", "linear_weight", "linear_bias"), none_loss=_lce_none_loss,
+             aux=_lce_aux, operands=("input",), autocast=(None, None)),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
 ]
 

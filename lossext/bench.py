@@ -234,6 +234,8 @@ def _cases() -> List[Case]:
     add("triplet_margin_loss", "{}x{}", triplet, (64, 128), (65536, 128), (1 << 20, 128))
     add("triplet_margin_loss", "{}x{} swap p=1", lambda n, d: triplet(n, d, swap=True, p=1.0), (64, 128),
         (65536, 128))
+    from ._bench_linear_ce import cases as _lce_cases  # linear_cross_entropy (its own module)
+    cs += _lce_cases(Case, _randn, _cls)
     return cs
 
 

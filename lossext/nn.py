@@ -31,6 +31,7 @@ __all__ = [
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
+    "LinearCrossEntropyLoss",
 ]
 
 
@@ -185,3 +186,15 @@ class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
         # torch's default distance is an nn.PairwiseDistance(): lossext's native path.
         return LF.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                     margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
+    __doc__ = torch.nn.LinearCrossEntropyLoss.__doc__
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        lw = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
+        lb = (self.linear.bias.reshape((self.num_classes, *self.out_features))
+              if self.linear.bias is not None else None)
+        return LF.linear_cross_entropy(input, lw, target, linear_bias=lb, weight=self.weight, reduction=self.reduction,
+                                       ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+                                       options=self.options)

@@ -27,6 +27,9 @@ namespace lossext {
 
 struct CrossEntropyParams {
   double smoothing = 0;  // clamped to [0, 1] by the host (torch ignores negative values)
+  // Opt-in z-loss (linear_cross_entropy's extra; 0 for cross_entropy): each row adds z wt lse^2,
+  // so dL/dx_c gains r 2 z wt lse p_c. A runtime per-row term: the plain path's bits are unchanged.
+  double z_loss = 0;
 };
 
 // What a row's sweeps read and sum (compile-time, so the plain case carries no dead work).
@@ -49,11 +52,12 @@ struct CrossEntropyRow {
   static constexpr int kSaved = kProb ? 3 : 2;
 
   M eps, es, C, W;  // smoothing, eps / C (0 without smoothing), classes, summed weights
+  M zl;             // z-loss coefficient (0: none)
 
   C10_HOST_DEVICE CrossEntropyRow(const CrossEntropyParams& p, int64_t classes, M w_total)
       : eps(static_cast<M>(p.smoothing)),
         es(p.smoothing > 0 ? static_cast<M>(p.smoothing) / static_cast<M>(classes) : M(0)),
-        C(static_cast<M>(classes)), W(w_total) {}
+        C(static_cast<M>(classes)), W(w_total), zl(static_cast<M>(p.z_loss)) {}
 
   // exp(-inf - m) = 0 for any m, even m = lowest (an all -inf row must keep z = 0: NaN, as torch).
   C10_HOST_DEVICE static M pad() { return -std::numeric_limits<M>::infinity(); }
@@ -125,6 +129,7 @@ struct CrossEntropyRow {
       a = smp.r * ((M(1) - eps) * smp.wt + es_W);
       k[kCby] = M(0);
     }
+    if (zl != M(0)) a += smp.r * M(2) * zl * smp.wt * (m + lz);
     k[kCm] = m;
     k[kClz] = lz + nan_if;  // dL/dy_c = -(x_c - lse) is NaN too for a non-finite lse
     k[kCA] = a * vm::exp(-lz) + nan_if;
@@ -149,6 +154,7 @@ struct CrossEntropyRow {
       loss = (M(1) - eps) * smp.wt * ((m - smp.xt) + lz);
       if constexpr (kLin) loss += es * (W * ((m - s[kRef]) + lz) - s[kSX]);
     }
+    if (zl != M(0)) loss += zl * smp.wt * (m + lz) * (m + lz);
     return loss + ((m + lz) - (m + lz));
   }
 

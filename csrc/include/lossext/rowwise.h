@@ -114,6 +114,10 @@ struct RowwiseArgs {
   bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)
   bool weighted_mean = true;     // false: the mean divides by the number of rows, not by sum of w[t]
   bool index_error = true;       // the CPU's error for a target outside [0, C): IndexError, else RuntimeError
+  // The mean's denominator computed by the caller over a larger problem than this call's rows (a
+  // chunked loss: linear_cross_entropy runs its chunks of logits one call each), on the input's
+  // device; nullptr: the driver's own pre-pass over these rows. Used for the mean loss and for r.
+  const double* mean_denominator = nullptr;
 
   void* loss = nullptr;          // forward. None: (N, S) contiguous; Mean/Sum: 0-d. dtype
   void* saved = nullptr;         // forward writes, backward reads: (N, S, kSaved) contiguous, math type

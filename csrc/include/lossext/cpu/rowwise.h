@@ -311,7 +311,8 @@ struct RowDriver {
   }
 
   void run() const {
-    const double denom = rowwise_prepass<T>(a, op);
+    const double denom = a.mean_denominator ? (rowwise_prepass<T>(a, op), *a.mean_denominator)
+                                            : rowwise_prepass<T>(a, op);
     const double inv = a.reduction == Reduction::Mean ? 1.0 / denom : 1.0;
     const int64_t ns = a.N * a.S;
     double sum = 0;

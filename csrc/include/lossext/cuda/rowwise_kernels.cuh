@@ -146,6 +146,10 @@ void rowwise_cuda(const RowwiseArgs& a, const P& params) {
   const bool need_scalars = a.reduction == Reduction::Mean || a.weight;
   const at::Tensor scalars = need_scalars ? rowwise_prepass(a, device) : at::Tensor();
   const double* sc = need_scalars ? scalars.data_ptr<double>() : nullptr;
+  if (need_scalars && a.mean_denominator) {  // the caller's denominator (a chunk of a larger problem)
+    C10_CUDA_CHECK(cudaMemcpyAsync(scalars.data_ptr<double>(), a.mean_denominator, sizeof(double),
+                                   cudaMemcpyDeviceToDevice, stream));
+  }
   const bool fwd = a.mode == RowMode::kForward;
   const bool reduce = a.reduction != Reduction::None;
   const bool work = rows > 0 && (a.C > 0 || a.empty_row_loss);
