@@ -129,6 +129,12 @@ def _triplet_aux(a):
     return [s.new_empty((*s.shape, 6 if abs(a["p"]) == float("inf") else 3), dtype=_math_dtype(s.dtype))]
 
 
+def _focal_aux(a):
+    """focal_loss's saved (m, log z) per sample (csrc/losses/focal_loss.h), in the math dtype."""
+    s = _rowwise_samples(a, _math_dtype(a["input"].dtype))
+    return [s.new_empty((*s.shape, 2))]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -166,6 +172,9 @@ SPECS = [
     LossSpec("triplet_margin_with_distance_loss", diff=("dist_pos", "dist_neg", "dist_swap"),
              operands=("dist_pos", "dist_neg", "dist_swap")),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
+    LossSpec("sigmoid_focal_loss", diff=("input", "target"), operands=("input", "target", "weight")),
+    LossSpec("focal_loss", diff=("input",), none_loss=_rowwise_none_loss, aux=_focal_aux,
+             operands=("input", "target", "weight")),
 ]
 
 

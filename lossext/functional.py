@@ -35,6 +35,8 @@ __all__ = [
     "cosine_embedding_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "sigmoid_focal_loss",
+    "focal_loss",
 ]
 
 
@@ -347,3 +349,5 @@ from ._functional_margin import (  # noqa: E402,F401
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+# The focal losses live in _functional_focal.py.
+from ._functional_focal import focal_loss, sigmoid_focal_loss  # noqa: E402,F401

@@ -31,6 +31,8 @@ __all__ = [
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
+    "SigmoidFocalLoss",
+    "FocalLoss",
 ]
 
 
@@ -185,3 +187,44 @@ class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
         # torch's default distance is an nn.PairwiseDistance(): lossext's native path.
         return LF.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                     margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+class SigmoidFocalLoss(torch.nn.Module):
+    """lossext.functional.sigmoid_focal_loss as a module (torchvision's semantics; reduction
+    'none' by default, as torchvision's function)."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none", *, weight=None) -> None:
+        super().__init__()
+        self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
+        self.register_buffer("weight", weight)
+
+    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        return LF.sigmoid_focal_loss(inputs, targets, self.alpha, self.gamma, self.reduction, weight=self.weight)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+class FocalLoss(torch.nn.Module):
+    """lossext.functional.focal_loss (softmax form) as a module; a tensor alpha and the weight are buffers."""
+
+    def __init__(self, alpha=None, gamma: float = 2.0, weight=None, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(alpha, Tensor):
+            self.register_buffer("alpha", alpha)
+        else:
+            self.alpha = alpha
+        self.register_buffer("weight", weight)
+        self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, weight=self.weight,
+                             ignore_index=self.ignore_index, reduction=self.reduction,
+                             label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        a = "tensor" if isinstance(self.alpha, Tensor) else self.alpha
+        return (f"alpha={a}, gamma={self.gamma}, ignore_index={self.ignore_index}, "
+                f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}")
