@@ -234,7 +234,8 @@ def _cases() -> List[Case]:
     add("triplet_margin_loss", "{}x{}", triplet, (64, 128), (65536, 128), (1 << 20, 128))
     add("triplet_margin_loss", "{}x{} swap p=1", lambda n, d: triplet(n, d, swap=True, p=1.0), (64, 128),
         (65536, 128))
-    return cs
+    from ._bench_focal import focal_cases  # the focal losses' cases (torch's side: their composites)
+    return cs + focal_cases(Case, _randn, _g)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def _inputs(name, x, g):
     def r(*s, lo=0.0, hi=1.0):
         return (torch.rand(*s, generator=g) * (hi - lo) + lo).to(dev, dt)
 
-    if name in ("cross_entropy", "nll_loss", "focal_loss"):
+    if name in ("cross_entropy", "nll_loss"):
         return (torch.randint(0, shape[1], shape[:1], generator=g).to(dev),), {}
     if name == "gaussian_nll_loss":
         return (torch.randn(*shape, generator=g).to(dev, dt), r(*shape, lo=0.5, hi=2.0)), {}
@@ -33,7 +33,7 @@ def _inputs(name, x, g):
     if name == "margin_ranking_loss":
         return (torch.randn(*shape, generator=g).to(dev, dt), signs), {}
     if name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "multilabel_soft_margin_loss",
-                "poisson_nll_loss", "kl_div", "sigmoid_focal_loss"):
+                "poisson_nll_loss", "kl_div"):
         return (r(*shape, lo=0.1, hi=0.9),), {}
     return (torch.randn(*shape, generator=g).to(dev, dt),), {}
 
@@ -51,7 +51,6 @@ def _loss(name):
 ALL = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "l1_loss", "mse_loss", "huber_loss",
        "smooth_l1_loss", "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "kl_div",
        "cross_entropy", "nll_loss", "multilabel_soft_margin_loss", "margin_ranking_loss", "hinge_embedding_loss"]
-ALL += ["sigmoid_focal_loss", "focal_loss"]
 
 
 # ---- item 1: no silently dropped gradient ----------------------------------------------------------
