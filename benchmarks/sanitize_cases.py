@@ -88,4 +88,15 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
             weight=torch.rand(1000, device=dev, dtype=dt), label_smoothing=0.1)
     run("linear_cross_entropy", torch.randn(5, 8, device=dev, dtype=dt), torch.randn(7, 3, 8, device=dev, dtype=dt),
         torch.randint(0, 7, (5, 3), device=dev), diff=(0, 1), chunk_size=2)
+    # The focal losses: the sigmoid form (pointwise), the softmax form (row-wise; garbage label: NaN on CUDA).
+    fx = torch.randn(37, 11, device=dev, dtype=dt)
+    run("sigmoid_focal_loss", fx, (torch.rand(37, 11, device=dev) < 0.2).to(dt), diff=(0, 1))
+    run("sigmoid_focal_loss", fx, torch.rand(37, 11, device=dev).to(dt), gamma=0.5)
+    ft = torch.randint(0, 11, (37,), device=dev)
+    ft[0] = -100
+    run("focal_loss", fx, ft, alpha=torch.rand(11, device=dev, dtype=dt), weight=torch.rand(11, device=dev, dtype=dt))
+    run("focal_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev), gamma=0.5)
+    if dev == "cuda":
+        ft[-1] = 11 + 7
+        run("focal_loss", fx, ft)
 print("sanitize cases: done")

@@ -156,6 +156,12 @@ def _lce_aux(a):
     return [x.new_empty((n * s, 3 if prob else 2), dtype=_math_dtype(x.dtype))]
 
 
+def _focal_aux(a):
+    """focal_loss's saved (m, log z) per sample (csrc/losses/focal_loss.h), in the math dtype."""
+    s = _rowwise_samples(a, _math_dtype(a["input"].dtype))
+    return [s.new_empty((*s.shape, 2))]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -195,6 +201,9 @@ SPECS = [
     LossSpec("linear_cross_entropy", diff=("input", "linear_weight", "linear_bias"), none_loss=_lce_none_loss,
              aux=_lce_aux, operands=("input",), autocast=(None, None)),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
+    LossSpec("sigmoid_focal_loss", diff=("input", "target"), operands=("input", "target", "weight")),
+    LossSpec("focal_loss", diff=("input",), none_loss=_rowwise_none_loss, aux=_focal_aux,
+             operands=("input", "target", "weight")),
 ]
 
 

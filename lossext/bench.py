@@ -236,7 +236,8 @@ def _cases() -> List[Case]:
         (65536, 128))
     from ._bench_linear_ce import cases as _lce_cases  # linear_cross_entropy (its own module)
     cs += _lce_cases(Case, _randn, _cls)
-    return cs
+    from ._bench_focal import focal_cases  # the focal losses' cases (torch's side: their composites)
+    return cs + focal_cases(Case, _randn, _g)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ __all__ = [
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
     "linear_cross_entropy",
+    "sigmoid_focal_loss",
+    "focal_loss",
 ]
 
 
@@ -349,3 +351,5 @@ from ._functional_margin import (  # noqa: E402,F401
     triplet_margin_with_distance_loss,
 )
 from ._functional_linear_ce import linear_cross_entropy  # noqa: E402,F401
+# The focal losses live in _functional_focal.py.
+from ._functional_focal import focal_loss, sigmoid_focal_loss  # noqa: E402,F401

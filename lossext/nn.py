@@ -32,6 +32,8 @@ __all__ = [
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
     "LinearCrossEntropyLoss",
+    "SigmoidFocalLoss",
+    "FocalLoss",
 ]
 
 
@@ -198,3 +200,44 @@ class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
         return LF.linear_cross_entropy(input, lw, target, linear_bias=lb, weight=self.weight, reduction=self.reduction,
                                        ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
                                        options=self.options)
+
+
+class SigmoidFocalLoss(torch.nn.Module):
+    """lossext.functional.sigmoid_focal_loss as a module (torchvision's semantics; reduction
+    'none' by default, as torchvision's function)."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none", *, weight=None) -> None:
+        super().__init__()
+        self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
+        self.register_buffer("weight", weight)
+
+    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        return LF.sigmoid_focal_loss(inputs, targets, self.alpha, self.gamma, self.reduction, weight=self.weight)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+class FocalLoss(torch.nn.Module):
+    """lossext.functional.focal_loss (softmax form) as a module; a tensor alpha and the weight are buffers."""
+
+    def __init__(self, alpha=None, gamma: float = 2.0, weight=None, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(alpha, Tensor):
+            self.register_buffer("alpha", alpha)
+        else:
+            self.alpha = alpha
+        self.register_buffer("weight", weight)
+        self.gamma, self.ignore_index, self.reduction = gamma, ignore_index, reduction
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return LF.focal_loss(input, target, alpha=self.alpha, gamma=self.gamma, weight=self.weight,
+                             ignore_index=self.ignore_index, reduction=self.reduction,
+                             label_smoothing=self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        a = "tensor" if isinstance(self.alpha, Tensor) else self.alpha
+        return (f"alpha={a}, gamma={self.gamma}, ignore_index={self.ignore_index}, "
+                f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}")

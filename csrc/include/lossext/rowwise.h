@@ -141,6 +141,7 @@ struct RowSample {
   M xt;  // class targets: the target's logit (read before pass 2, which may overwrite it in place)
   M r;   // the gradient scale of the row
   double v = 0;  // the row's value target (args.value), 0 without one
+  int64_t t = -1;  // class targets: the target class (a per-class option of the loss: focal_loss' alpha); -1 else
 };
 
 // The row's value target (args.value), 0 without one.
@@ -210,7 +211,9 @@ C10_HOST_DEVICE inline RowSample<M> row_sample(const RowwiseArgs& a, const Class
   if (cs.invalid) return {std::numeric_limits<M>::quiet_NaN(), std::numeric_limits<M>::quiet_NaN(), r};
   if (cs.cls < 0) return {M(1), M(0), r};  // (smp.v: set by the driver from value_at)
   const M wt = a.weight ? static_cast<M>(static_cast<const T*>(a.weight)[cs.cls]) : M(1);
-  return {wt, static_cast<M>(x[cs.cls * sc]), r};
+  RowSample<M> smp{wt, static_cast<M>(x[cs.cls * sc]), r};
+  smp.t = cs.cls;
+  return smp;
 }
 
 // Row (n, s) of every (N, C, S) operand (nullptr where absent).

@@ -1,0 +1,4 @@
+#include <lossext/cpu/pointwise.h>
+#include <losses/sigmoid_focal_loss.h>
+
+LOSSEXT_CPU_POINTWISE(lossext::sigmoid_focal_loss_stub, lossext::SigmoidFocalOp);

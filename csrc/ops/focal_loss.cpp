@@ -1,0 +1,97 @@
+// focal_loss (softmax form) host functions: cross_entropy's argument rules (rowwise_prepare), the
+// focal options, the row-wise driver with the functor of losses/focal_loss.h.
+#include <lossext/host.h>
+#include <lossext/registration.h>
+#include <lossext/rowwise_host.h>
+#include <losses/focal_loss.h>
+
+#include <ATen/ops/empty.h>
+#include <c10/core/DeviceGuard.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+LOSSEXT_DEFINE_STUB(lossext::focal_loss_stub, lossext::FocalFn);
+
+namespace lossext::ops {
+namespace {
+constexpr const char* kOp = "focal_loss";
+constexpr RowwiseSpec kSpec{kOp, /*allow_prob=*/false, /*need_layout=*/true};
+constexpr int64_t kSaved = 2;  // m, log z per sample (as cross_entropy's plain kind)
+
+struct Problem {
+  RowwiseProblem p;
+  FocalParams params;
+  Tensor alpha;  // the per-class alpha as the kernels read it (kept alive)
+};
+
+Problem prepare(const Tensor& input, const Tensor& target, const OptTensor& weight, const OptTensor& alpha,
+                double alpha_value, double gamma, int64_t reduction, int64_t ignore_index, bool want_grad) {
+  TORCH_CHECK_VALUE(gamma >= 0 && std::isfinite(gamma), kOp, ": gamma must be a finite number >= 0, got ", gamma);
+  Problem pr{rowwise_prepare(kSpec, input, target, weight, reduction, ignore_index, want_grad, false),
+             FocalParams{gamma, alpha_value, nullptr}, Tensor()};
+  if (alpha.has_value() && alpha->defined()) {
+    const int64_t C = pr.p.args.C;
+    TORCH_CHECK(alpha->dim() == 1 && alpha->size(0) == C, kOp, ": expected alpha of shape [", C,
+                "] (one value per class), but got ", shape_str(alpha->sizes()));
+    check_floating(kOp, "alpha", *alpha);
+    check_same_device(kOp, input, {&*alpha});
+    pr.alpha = alpha->to(rowwise_math_dtype(pr.p.args.dtype)).contiguous();
+    pr.params.alpha_c = pr.alpha.const_data_ptr();
+  }
+  return pr;
+}
+
+void run(const Problem& pr) {
+  c10::OptionalDeviceGuard guard(pr.p.input.device());
+  focal_loss_stub(pr.p.input.device().type())(pr.p.args, pr.params);
+}
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor> focal_loss(const Tensor& input, const Tensor& target, const OptTensor& weight,
+                                              const OptTensor& alpha, double alpha_value, double gamma,
+                                              int64_t reduction, int64_t ignore_index, std::array<bool, 1> grad_mask) {
+  const bool grads = reduction != static_cast<int64_t>(Reduction::None) &&
+                     rowwise_forward_grads({input, target, weight.value_or(Tensor())});
+  Problem pr = prepare(input, target, weight, alpha, alpha_value, gamma, reduction, ignore_index,
+                       grads && grad_mask[0]);
+  Tensor loss = rowwise_loss_buffer(pr.p);
+  Tensor saved = rowwise_saved_buffer(pr.p, kSaved);
+  pr.p.args.mode = RowMode::kForward;
+  pr.p.args.loss = loss.data_ptr();
+  run(pr);
+  return {loss, rowwise_grad_like_input(pr.p, input), saved};
+}
+
+Tensor focal_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,
+                           const OptTensor& weight, const OptTensor& alpha, double alpha_value, double gamma,
+                           int64_t reduction, int64_t ignore_index, const Tensor& saved,
+                           std::array<bool, 1> grad_mask) {
+  Problem pr = prepare(input, target, weight, alpha, alpha_value, gamma, reduction, ignore_index, grad_mask[0]);
+  if (pr.p.grad_input.defined()) {
+    const Tensor go = rowwise_set_grad_output(pr.p, grad_output);
+    const Tensor s = rowwise_use_saved(pr.p, saved, kSaved);
+    pr.p.args.mode = RowMode::kBackward;
+    run(pr);
+  }
+  return rowwise_grad_like_input(pr.p, input);
+}
+
+}  // namespace lossext::ops
+
+TORCH_LIBRARY_FRAGMENT(lossext, m) {
+  // `saved`: the forward's per-sample (m, log z) for a separate backward. alpha: a per-class tensor,
+  // else the float alpha_value (1: none).
+  m.def("focal_loss(Tensor input, Tensor target, Tensor? weight, Tensor? alpha, float alpha_value, float gamma, "
+        "int reduction, int ignore_index, bool[1] grad_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("focal_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, Tensor? alpha, "
+        "float alpha_value, float gamma, int reduction, int ignore_index, Tensor saved, bool[1] grad_mask) -> Tensor");
+}
+
+namespace {
+void impls(torch::Library& m) {
+  m.impl("focal_loss", &lossext::ops::focal_loss);
+  m.impl("focal_loss_backward", &lossext::ops::focal_loss_backward);
+}
+}  // namespace
+LOSSEXT_IMPL_ALL_DEVICES(impls);

@@ -1,0 +1,86 @@
+"""The focal losses of lossext.functional (re-exported there): sigmoid_focal_loss (torchvision's
+semantics) and focal_loss (the softmax form, cross_entropy's conventions)."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from ._common import check_weight_not_differentiable, grad_mask
+from ._registry import call as _call
+
+_RED = {"none": 0, "mean": 1, "sum": 2}
+
+
+def sigmoid_focal_loss(
+    inputs: Tensor,
+    targets: Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+    *,
+    weight: Optional[Tensor] = None,
+    normalizer: Optional[Tensor] = None,
+) -> Tensor:
+    """torchvision.ops.sigmoid_focal_loss, computed in one native pass (value and gradient):
+    loss = a_t (1 - p_t)^gamma BCE_with_logits(inputs, targets), p = sigmoid(inputs),
+    p_t = p t + (1 - p)(1 - t), a_t = alpha t + (1 - alpha)(1 - t) (no weighting for alpha < 0);
+    'mean' averages over every element. Float targets of the inputs' shape; both are
+    differentiable, as in torchvision's composite. `weight` (lossext only, keyword): a weight that
+    broadcasts to the inputs (a per-class (C,) weight on the last dimension), not differentiable."""
+    r = _RED.get(reduction)
+    if r is None:  # torchvision's error and message
+        raise ValueError(f"Invalid Value for arg 'reduction': '{reduction} \n "
+                         "Supported reduction modes: 'none', 'mean', 'sum'")
+    if gamma < 0:
+        raise ValueError(f"sigmoid_focal_loss: gamma must be >= 0, got {gamma}")
+    if not targets.is_floating_point():
+        raise NotImplementedError("sigmoid_focal_loss: class-index (integer) targets are not implemented yet; "
+                                  "pass the float one-hot targets of the inputs' shape")
+    if normalizer is not None:
+        raise NotImplementedError("sigmoid_focal_loss: normalizer is not implemented yet")
+    check_weight_not_differentiable("sigmoid_focal_loss", weight)
+    return _call("sigmoid_focal_loss", inputs, targets, weight, float(alpha), float(gamma), r,
+                 grad_mask(inputs, targets))[0]
+
+
+def focal_loss(
+    input: Tensor,
+    target: Tensor,
+    alpha: Optional[Union[float, Tensor]] = None,
+    gamma: float = 2.0,
+    weight: Optional[Tensor] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """The softmax focal loss with cross_entropy's conventions: per sample
+    -w_t a_t (1 - p_t)^gamma log p_t, p = softmax over the class dim (1; 0 for a (C) input),
+    class-index targets with ignore_index, the weighted mean dividing by sum of w_t (as
+    cross_entropy; alpha is not in the denominator). alpha: None (1), a float (every sample), or a
+    per-class (C,) tensor (a_t = alpha[t]). gamma = 0, alpha = None is cross_entropy.
+    label_smoothing > 0 is supported only where it is cross_entropy's (gamma = 0, alpha None);
+    elsewhere it raises NotImplementedError. CPU: a target outside [0, C) raises IndexError; CUDA
+    (no host sync): that sample's loss and gradient are NaN."""
+    r = _RED.get(reduction)
+    if r is None:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if gamma < 0:
+        raise ValueError(f"focal_loss: gamma must be >= 0, got {gamma}")
+    check_weight_not_differentiable("focal_loss", weight)
+    if isinstance(alpha, Tensor) and alpha.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError("The function 'focal_loss' is not differentiable with respect to argument 'alpha'. "
+                           "This input cannot have requires_grad True.")
+    if label_smoothing > 0:
+        if gamma == 0 and alpha is None:  # exactly cross_entropy's label smoothing
+            return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
+                         grad_mask(input, target))[0]
+        raise NotImplementedError("focal_loss: label_smoothing > 0 is implemented only for gamma = 0 and "
+                                  "alpha = None (cross_entropy's smoothing)")
+    if target.is_floating_point():
+        raise NotImplementedError("focal_loss: probability targets are not supported; pass class indices")
+    a_t = alpha if isinstance(alpha, Tensor) else None
+    a_v = 1.0 if alpha is None or a_t is not None else float(alpha)
+    return _call("focal_loss", input, target, weight, a_t, a_v, float(gamma), r, int(ignore_index),
+                 grad_mask(input))[0]
