@@ -35,6 +35,7 @@ __all__ = [
     "cosine_embedding_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "ctc_loss",
 ]
 
 
@@ -347,3 +348,4 @@ from ._functional_margin import (  # noqa: E402,F401
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from ._functional_ctc import ctc_loss  # noqa: E402,F401

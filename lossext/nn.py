@@ -31,6 +31,7 @@ __all__ = [
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
+    "CTCLoss",
 ]
 
 
@@ -185,3 +186,11 @@ class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
         # torch's default distance is an nn.PairwiseDistance(): lossext's native path.
         return LF.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                     margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+class CTCLoss(torch.nn.CTCLoss):
+    __doc__ = torch.nn.CTCLoss.__doc__
+
+    def forward(self, log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor) -> Tensor:
+        return LF.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+                           self.zero_infinity)
