@@ -234,6 +234,8 @@ def _cases() -> List[Case]:
     add("triplet_margin_loss", "{}x{}", triplet, (64, 128), (65536, 128), (1 << 20, 128))
     add("triplet_margin_loss", "{}x{} swap p=1", lambda n, d: triplet(n, d, swap=True, p=1.0), (64, 128),
         (65536, 128))
+    from . import _bench_ctc  # noqa: E402  (ctc_loss's cases; its own module)
+    cs += _bench_ctc.cases(Case)
     return cs
 
 
