@@ -42,6 +42,9 @@ def ctc_loss(
     gradient are NaN. Any blank in [0, C), any target length, float16/bfloat16 inputs (computed in
     float) on both devices."""
     r = reduction_enum(reduction)
+    if isinstance(input_lengths, Tensor) != isinstance(target_lengths, Tensor):  # torch's overloads
+        raise TypeError("ctc_loss(): input_lengths and target_lengths must both be Tensors or both be tuples "
+                        f"of ints, but got {type(input_lengths).__name__} and {type(target_lengths).__name__}")
     il = _lengths(input_lengths, "input_lengths")
     tl = _lengths(target_lengths, "target_lengths")
     return _call("ctc_loss", log_probs, targets, il, tl, int(blank), r, bool(zero_infinity),
