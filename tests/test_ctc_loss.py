@@ -200,7 +200,7 @@ _BAD = textwrap.dedent("""
         "wrong_dims_lp": (lp[None], tg, [6, 6], [3, 3], {}),
         "wrong_dims_targets": (lp, tg[None], [6, 6], [3, 3], {}),
         "blank_out_of_range": (lp, tg, [6, 6], [3, 3], {"blank": 5}),
-        "float_lengths": (lp, tg, torch.tensor([6., 6.]), [3, 3], {}),
+        "float_lengths": (lp, tg, torch.tensor([6., 6.]), torch.tensor([3, 3]), {}),
         "empty_lp": (lp[:, :0], tg[:0], [], [], {}),
     }
     for name, (a, t, il, tl, kw) in cases.items():
@@ -237,6 +237,10 @@ def test_int_log_probs_not_implemented(device):
         LF.ctc_loss(torch.zeros(3, 1, 4, dtype=torch.int32, device=device), torch.tensor([[1]]), [3], [1])
     with pytest.raises(TypeError):
         LF.ctc_loss(torch.zeros(3, 4), torch.tensor([1]), 3, 1)
+    for il, tl in (([3], torch.tensor([1])), (torch.tensor([3]), [1])):  # torch's overloads: not mixed
+        for f in (F.ctc_loss, LF.ctc_loss):
+            with pytest.raises(TypeError):
+                f(torch.zeros(3, 4), torch.tensor([1]), il, tl)
     with pytest.raises(ValueError, match="foo is not a valid value for reduction"):
         LF.ctc_loss(torch.zeros(3, 4), torch.tensor([1]), [3], [1], reduction="foo")
 
