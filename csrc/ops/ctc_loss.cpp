@@ -133,8 +133,11 @@ Problem prepare(const Tensor& log_probs, const Tensor& targets, const Tensor& in
   const auto host_long = [](const Tensor& t) {
     return t.is_cpu() ? (t.scalar_type() == at::kLong ? t : t.to(at::kLong)).contiguous().reshape({-1}) : Tensor();
   };
-  const Tensor il_h = host_long(input_lengths), tl_h = host_long(target_lengths);
-  const Tensor tg_h = (tl_h.defined() && targets.is_cpu()) ? host_long(targets) : Tensor();
+  // A CPU loss reads everything on the host (CUDA lengths or targets are copied, as torch does):
+  // all of it is checked here, the CPU kernels have no checks of their own.
+  const auto on_host = [&](const Tensor& t) { return dev.is_cpu() ? t.cpu() : t; };
+  const Tensor il_h = host_long(on_host(input_lengths)), tl_h = host_long(on_host(target_lengths));
+  const Tensor tg_h = (tl_h.defined() && (dev.is_cpu() || targets.is_cpu())) ? host_long(on_host(targets)) : Tensor();
   a.tg_size = a.concatenated ? targets.numel() : targets.size(1);
   p.targets = targets;  // for messages
   check_on_host(p, il_h, tl_h, tg_h);
