@@ -165,6 +165,7 @@ def test_separate_backward_with_strided_grad_output(device):
 def test_deterministic_runs_and_threads():
     lp, tg, il, tl = _case(T=60, N=6, C=30, S=20, dtype=torch.float32)
     threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)  # torch's CTC refuses on CUDA; lossext runs everywhere
     try:
         res = []
         for nt in (1, 2, 1, 2):
@@ -176,6 +177,7 @@ def test_deterministic_runs_and_threads():
         for k, r in enumerate(res[2:], 2):  # same reduction, other thread counts and runs
             assert all(torch.equal(p, q) for p, q in zip(res[k % 2], r))
     finally:
+        torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
 
 
