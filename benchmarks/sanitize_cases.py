@@ -99,4 +99,21 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
     if dev == "cuda":
         ft[-1] = 11 + 7
         run("focal_loss", fx, ft)
+# ctc_loss: padded and concatenated targets, odd sizes, an empty target, an impossible sample, and
+# (CUDA) invalid labels and lengths on the device, which must give NaN without out-of-bounds access.
+if hasattr(LF, "ctc_loss"):
+    for dt in (torch.float32, torch.float64, torch.float16):
+        for zi in (False, True):
+            lp = torch.randn(13, 5, 7, device=dev, dtype=torch.float32).log_softmax(2).to(dt)
+            tg = torch.randint(1, 7, (5, 6), device=dev)
+            tg[1, :3] = 3  # repeats: impossible in 4 frames
+            il, tl = torch.tensor([13, 4, 9, 1, 0], device=dev), torch.tensor([6, 3, 0, 1, 0], device=dev)
+            run("ctc_loss", lp, tg, il, tl, zero_infinity=zi)
+            run("ctc_loss", lp, torch.cat([tg[n, :int(tl[n])] for n in range(5)]), il.cpu(), tl.cpu(), blank=0)
+            if dev == "cuda":
+                bad, bil, btl = tg.clone(), il.clone(), tl.clone()
+                bad[0, 2], bad[3, 0] = 7, -3
+                bil[3], btl[4] = 14, 9
+                run("ctc_loss", lp, bad, bil, btl, zero_infinity=zi)
+                run("ctc_loss", lp, torch.cat([tg[n, :int(tl[n])] for n in range(5)]), il, btl)
 print("sanitize cases: done")

@@ -162,6 +162,20 @@ def _focal_aux(a):
     return [s.new_empty((*s.shape, 2))]
 
 
+# ---- ctc_loss: (T, N, C) / unbatched (T, C) log_probs (csrc/ops/ctc_loss.cpp) -------------------
+def _ctc_none_loss(a):
+    x = a["log_probs"]
+    return x.new_empty((x.shape[1],) if x.dim() == 3 else ())
+
+
+def _ctc_aux(a):
+    """d loss_n / d log_probs in the math dtype, where the forward does not write the scaled gradient
+    (reduction none, or float16) and a gradient is asked for."""
+    x = a["log_probs"]
+    keep = a["grad_mask"][0] and (a["reduction"] == 0 or x.dtype == torch.float16)
+    return [x.new_empty(x.shape if keep else (0,), dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)]
+
+
 SPECS = [
     LossSpec("binary_cross_entropy_with_logits", diff=("input", "target"),
              operands=("input", "target", "weight", "pos_weight"),
@@ -205,6 +219,9 @@ SPECS = [
     LossSpec("focal_loss", diff=("input",), none_loss=_rowwise_none_loss, aux=_focal_aux,
              operands=("input", "target", "weight")),
 ]
+
+SPECS.append(LossSpec("ctc_loss", diff=("log_probs",), none_loss=_ctc_none_loss, aux=_ctc_aux,
+                      operands=("log_probs",)))
 
 
 # The opt-in in-place gradient pair (lossext.functional.cross_entropy(inplace_backward=True)).

@@ -237,7 +237,10 @@ def _cases() -> List[Case]:
     from ._bench_linear_ce import cases as _lce_cases  # linear_cross_entropy (its own module)
     cs += _lce_cases(Case, _randn, _cls)
     from ._bench_focal import focal_cases  # the focal losses' cases (torch's side: their composites)
-    return cs + focal_cases(Case, _randn, _g)
+    cs += focal_cases(Case, _randn, _g)
+    from . import _bench_ctc  # noqa: E402  (ctc_loss's cases; its own module)
+    cs += _bench_ctc.cases(Case)
+    return cs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "linear_cross_entropy",
     "sigmoid_focal_loss",
     "focal_loss",
+    "ctc_loss",
 ]
 
 
@@ -353,3 +354,4 @@ from ._functional_margin import (  # noqa: E402,F401
 from ._functional_linear_ce import linear_cross_entropy  # noqa: E402,F401
 # The focal losses live in _functional_focal.py.
 from ._functional_focal import focal_loss, sigmoid_focal_loss  # noqa: E402,F401
+from ._functional_ctc import ctc_loss  # noqa: E402,F401

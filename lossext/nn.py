@@ -34,6 +34,7 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "SigmoidFocalLoss",
     "FocalLoss",
+    "CTCLoss",
 ]
 
 
@@ -241,3 +242,11 @@ class FocalLoss(torch.nn.Module):
         a = "tensor" if isinstance(self.alpha, Tensor) else self.alpha
         return (f"alpha={a}, gamma={self.gamma}, ignore_index={self.ignore_index}, "
                 f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}")
+
+
+class CTCLoss(torch.nn.CTCLoss):
+    __doc__ = torch.nn.CTCLoss.__doc__
+
+    def forward(self, log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor) -> Tensor:
+        return LF.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+                           self.zero_infinity)

@@ -346,6 +346,31 @@ def _hinge(rng):
     return case
 
 
+def _ctc(rng):
+    """ctc_loss: valid labels only (torch reads and writes out of bounds on bad ones; lossext's checks
+    are tested in a subprocess in test_ctc_loss.py), padded or concatenated targets, unbatched inputs,
+    any blank, lengths as tensors or lists, impossible samples and empty targets/inputs."""
+    case = common(rng, "ctc_loss", ("log_probs", "targets", "input_lengths", "target_lengths"), ("log_probs",))
+    g = torch.Generator().manual_seed(rng.getrandbits(31))
+    T, N, C, S = rng.randint(1, 8), rng.randint(1, 4), rng.randint(2, 6), rng.randint(0, 4)
+    unbatched = N == 1 and rng.random() < 0.3
+    blank = rng.randrange(C)
+    labels = torch.tensor([c for c in range(C) if c != blank])
+    lp = torch.randn(T, N, C, generator=g, dtype=torch.float64).log_softmax(2).to(case.dtype)
+    tl = torch.randint(0, S + 1, (N,), generator=g)
+    il = torch.randint(0, T + 1, (N,), generator=g)
+    tg = labels[torch.randint(0, len(labels), (N, S), generator=g)]
+    if rng.random() < 0.4:
+        tg = torch.cat([tg[n, :int(tl[n])] for n in range(N)])
+        case.notes.append("concatenated")
+    if unbatched:
+        lp = lp[:, 0]
+    case.args += [lp, tg, il.tolist() if rng.random() < 0.3 else il, tl.tolist() if rng.random() < 0.3 else tl]
+    case.kwargs.update(blank=blank, zero_infinity=rng.random() < 0.5)
+    reduction(rng, case)
+    return case
+
+
 GENERATORS = {
     "binary_cross_entropy_with_logits": _bce_with_logits,
     "binary_cross_entropy": _bce,
@@ -367,6 +392,7 @@ GENERATORS = {
     "multilabel_margin_loss": _multilabel_margin,
     "cosine_embedding_loss": _cosine_embedding,
     "triplet_margin_loss": _triplet,
+    "ctc_loss": _ctc,
 }
 
 
@@ -427,7 +453,7 @@ DEVIATIONS = [
               "with non-finite logits (torch: NaN, from log_softmax's backward)",
               lambda c, w: "ignore_index" in c.kwargs and re.search(r"grad input: at \d+: lossext 0\.0, torch nan", w)
               is not None),
-    Deviation(("multi_margin_loss", "multilabel_margin_loss"), "README, where torch itself fails: float16/bfloat16 on the CPU (torch "
+    Deviation(("multi_margin_loss", "multilabel_margin_loss", "ctc_loss"), "README, where torch itself fails: float16/bfloat16 on the CPU (torch "
               "has no kernel; lossext computes, or raises the error of a bad argument)",
               lambda c, w: "exception: torch NotImplementedError" in w and c.dtype in (torch.float16, torch.bfloat16)),
     Deviation(("multi_margin_loss", "multilabel_margin_loss"), "README: an empty batch's mean is NaN and its sum 0 (torch returns "

@@ -43,6 +43,8 @@ def _cases(device, dtype):
         "multilabel_margin_loss": ((r(6, 9), torch.tensor([[0, 3, -1, 1, 2, 0, 0, 0, 0]] * 6, device=device)), {}),
         "cosine_embedding_loss": ((r(6, 9), r(6, 9), torch.sign(r(6))), {"margin": 0.2}),
         "triplet_margin_loss": ((r(6, 9), r(6, 9), r(6, 9)), {"swap": True}),
+        "ctc_loss": ((r(10, 6, 9).float().log_softmax(2).to(dtype), torch.randint(1, 9, (6, 4), generator=g).to(device),
+                      torch.full((6,), 10, device=device), torch.tensor([4, 3, 2, 1, 0, 4], device=device)), {}),
     }
 
 
