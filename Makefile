@@ -18,8 +18,11 @@ install:
 build:
 	$(PYTHON) setup.py -q build_ext --inplace
 
+# Two pytest workers (pytest-xdist, in the dev requirements): CI's machine has 2 cores, and the
+# suite is mostly single-threaded Python around small kernels.
+PYTEST_JOBS ?= 2
 test: install
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q -n $(PYTEST_JOBS)
 
 # CUDA tests only (on a machine with a GPU).
 test-cuda: install
