@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 
 def tv_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
-    """torchvision.ops.sigmoid_focal_loss's formula."""
+    """torchvision.ops.sigmoid_focal_loss, verbatim (torchvision is not a dependency; tests use it too)."""
     p = torch.sigmoid(inputs)
     ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)

@@ -12,20 +12,9 @@ OPS = torch.ops.lossext
 GAMMAS = [0.0, 0.5, 2.0, 5.0]
 
 
-def tv_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
-    """torchvision.ops.sigmoid_focal_loss, verbatim (torchvision is not a dependency)."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-    return loss
+# torchvision.ops.sigmoid_focal_loss's formula, verbatim (torchvision is not a dependency): one copy,
+# shared with the bench.
+from lossext._bench_focal import tv_sigmoid_focal_loss  # noqa: E402
 
 
 # ---- sigmoid form ----------------------------------------------------------------------------------
