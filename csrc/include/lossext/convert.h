@@ -47,18 +47,4 @@ C10_HOST_DEVICE inline void store_as(void* p, int64_t i, c10::ScalarType st, M v
   }
 }
 
-// Bytes per element of the dtypes above (c10::elementSize without its host-only checks).
-C10_HOST_DEVICE inline int64_t dtype_bytes(c10::ScalarType st) {
-  switch (st) {
-    case c10::ScalarType::Double:
-    case c10::ScalarType::Long: return 8;
-    case c10::ScalarType::Float:
-    case c10::ScalarType::Int: return 4;
-    case c10::ScalarType::Half:
-    case c10::ScalarType::BFloat16:
-    case c10::ScalarType::Short: return 2;
-    default: return 1;
-  }
-}
-
 }  // namespace lossext

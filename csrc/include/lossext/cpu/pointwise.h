@@ -100,8 +100,8 @@ struct PointwiseLoop {
     for (int k = 0; k < kPwMaxOperands; ++k) {
       idt[k] = a.in_type(k);
       odt[k] = a.out_type(k);
-      isz[k] = dtype_bytes(idt[k]);
-      osz[k] = dtype_bytes(odt[k]);
+      isz[k] = static_cast<int64_t>(c10::elementSize(idt[k]));
+      osz[k] = static_cast<int64_t>(c10::elementSize(odt[k]));
     }
   }
   // Operand k / output k is read / written in place: unit-stride and of the math type.
