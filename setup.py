@@ -130,7 +130,8 @@ def extensions():
     cxx += openmp
     macros = [("LOSSEXT_BUILT_ISAS", '"' + ",".join(isas) + '"')]
     # Host code and op schemas: compiled once.
-    sources = sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp"))) + [os.path.join(CSRC, "module.cpp")]
+    sources = (sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp")))
+               + sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp"))) + [os.path.join(CSRC, "module.cpp")])
     depends = sorted(glob.glob(os.path.join(CSRC, "**", "*.h"), recursive=True)
                      + glob.glob(os.path.join(CSRC, "**", "*.cuh"), recursive=True))
     kwargs = dict(

@@ -1,4 +1,4 @@
-"""Fake kernels and autograd for every lossext op, from one table.
+"""Fake kernels and autocast for every lossext op, from one table (the autograd is in C++).
 
 Every loss follows one op contract (see csrc/include/lossext/ops.h):
 
@@ -13,8 +13,10 @@ autograd backward then only multiplies it by the 0-d grad_output (and skips even
 grad_output is 1). Otherwise grad_<di> is an empty tensor and the backward op recomputes the
 gradient from the saved inputs and aux outputs (a log-sum-exp per row for cross-entropy).
 
-A loss adds one `LossSpec` row; this module derives the fake kernels, `setup_context` and
-`backward` from the op schemas.
+The autograd of both ops is registered at the Autograd key from C++ (csrc/autograd/, one
+LOSSEXT_AUTOGRAD row per loss in csrc/ops/<loss>.cpp), so eager Python, C++ programs, torch.compile
+and torch.func share it; see csrc/include/lossext/autograd.h. A loss adds one `LossSpec` row here;
+this module derives the fake kernels and the autocast policy from it.
 """
 from __future__ import annotations
 
@@ -24,11 +26,9 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ._C_loader import _C  # noqa: F401  (registers the ops)
-from ._double_backward import _nested_grad_levels, _no_double_backward
+from ._C_loader import _C  # noqa: F401  (registers the ops and their autograd)
 
 _ops = torch.ops.lossext
-_below = torch._C._AutoDispatchBelowAutograd
 
 
 @dataclass(frozen=True)
@@ -169,175 +169,17 @@ def _make_fake_backward(spec, op):
     return fake
 
 
-def _is_plain_cpu(t: torch.Tensor) -> bool:
-    """A real CPU tensor in eager mode, whose value may be read without tracing it."""
-    return (
-        type(t) is torch.Tensor
-        and t.is_cpu
-        and not torch.compiler.is_compiling()
-        and torch._C._len_torch_dispatch_stack() == 0
-        and not torch._C._are_functorch_transforms_active()
-    )
-
-
-# Whether the running backward retains its graph; where torch cannot say, assume it does (the
-# backward then scales out of place, always correct).
-_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", lambda: True)
-
-
-def _may_scale_in_place(grad_output: torch.Tensor, grads) -> bool:
-    """Whether the eager backward may scale the forward's gradients in place: plain tensors, no
-    create_graph, and a graph that is not retained (a second backward would see them scaled)."""
-    return (not torch.is_grad_enabled()
-            and type(grad_output) is torch.Tensor
-            and grad_output.dim() == 0
-            and not _keep_graph()
-            and torch._C._len_torch_dispatch_stack() == 0
-            and all(type(g) is torch.Tensor and g.device == grad_output.device for g in grads))
-
-
-def _make_autograd(spec, op, bwd):
-    arg_names = [a.name for a in op._schema.arguments]
-    diff_pos = tuple(arg_names.index(n) for n in spec.diff)
-    n_diff = len(spec.diff)
-    n_args = len(arg_names)
-
-    # Tensor arguments without a lossext gradient (bce_with_logits' weight and pos_weight, class
-    # weights, index targets): one that requires grad raises torch's own error in the forward, as
-    # torch's non-differentiable arguments do, instead of silently getting no gradient.
-    fixed_pos = tuple(i for i, a in enumerate(op._schema.arguments)
-                      if a.name not in spec.diff and str(a.type) in ("Tensor", "Optional[Tensor]"))
-    red_pos = arg_names.index("reduction")
-    assert arg_names[-1] == "grad_mask", f"lossext::{spec.name}: grad_mask must be the last argument"
-
-    def save(ctx, inputs, output):
-        """What the backward needs; shared by the registered autograd and the eager Function.
-        ctx.plan = (positions of the arguments that need a gradient, None) when the forward wrote
-        those gradients (the backward scales them), else (positions, recompute state)."""
-        nig = ctx.needs_input_grad
-        if _nested_grad_levels():
-            ctx.nested = True
-        for p in fixed_pos:
-            if nig[p]:
-                raise RuntimeError(f"The function '{spec.name}' is not differentiable with respect to argument "
-                                   f"'{arg_names[p]}'. This input cannot have requires_grad True.")
-        pos = tuple(p for p in diff_pos if nig[p])
-        mask = inputs[-1]
-        if (inputs[red_pos] != 0 and all(mask[i] for i, p in enumerate(diff_pos) if nig[p])
-                and _forward_writes_grads(spec, inputs)):
-            ctx.plan = (pos, None)
-            ctx.save_for_backward(*[output[1 + i] for i, p in enumerate(diff_pos) if nig[p]])
-        else:
-            tensor_pos = [i for i, v in enumerate(inputs) if isinstance(v, torch.Tensor)]
-            args = [None if i in tensor_pos else v for i, v in enumerate(inputs)]
-            ctx.plan = (pos, (tensor_pos, args, [nig[p] for p in diff_pos]))
-            ctx.save_for_backward(*[inputs[i] for i in tensor_pos], *output[1 + n_diff:])
-
-    def setup_context(ctx, inputs, output):
-        ctx.set_materialize_grads(False)
-        ctx.mark_non_differentiable(*output[1:])
-        save(ctx, inputs, output)
-
-    def backward(ctx, grad_loss, *unused):
-        pos, state = ctx.plan
-        result = [None] * n_args
-        if grad_loss is None or not pos:
-            return tuple(result)
-        saved = ctx.saved_tensors
-        if state is None:
-            if _is_plain_cpu(grad_loss) and grad_loss.item() == 1.0:
-                for p, g in zip(pos, saved):
-                    result[p] = g
-            elif getattr(ctx, "private", False) and _may_scale_in_place(grad_loss, saved):
-                # Nothing but this node holds the forward's gradients, and it lets them go after
-                # this backward: scale them in place (on CUDA a no-op decided on the device when
-                # grad_output is 1, so loss.backward() costs no pass over the gradient at all).
-                with _below():
-                    for p, g in zip(pos, saved):
-                        _ops.scale_grad_(g, grad_loss)
-                        result[p] = g
-            else:
-                with _below():
-                    for p, g in zip(pos, saved):
-                        result[p] = _ops.scale_grad(g, grad_loss)
-            return tuple(_no_double_backward(spec.name, result, getattr(ctx, 'nested', False)))
-        tensor_pos, args, needs = state
-        args = list(args)
-        for i, p in enumerate(tensor_pos):
-            args[p] = saved[i]
-        aux = saved[len(tensor_pos):]
-        # args = forward args; drop the trailing grad_mask, append aux and the backward's mask.
-        with _below():
-            grads = bwd(grad_loss, *args[:-1], *aux, needs)
-        if isinstance(grads, torch.Tensor):  # a single differentiable argument
-            grads = (grads,)
-        for p, nd, g in zip(diff_pos, needs, grads):
-            if nd:
-                result[p] = g
-        return tuple(_no_double_backward(spec.name, result, getattr(ctx, 'nested', False)))
-
-    return setup_context, backward, save
-
-
-def _make_eager_call(op, save_fn, setup_fn, backward_fn):
-    """The functionals' entry point for an op.
-
-    The op's autograd is the one registered with torch.library.register_autograd; torch.compile,
-    C++/dispatcher callers and opcheck go through it. That generic wrapper re-binds the schema on
-    every call (~30 us on the CPU here), which at small sizes would make a loss slower than torch
-    eager. So in eager mode, when a gradient is wanted, the functionals call the op through this
-    small autograd.Function instead: same setup_context and backward, one redispatch below
-    autograd, no re-binding.
-    """
-
-    class Fn(torch.autograd.Function):
-        # Old-style forward(ctx, ...): a separate setup_context makes Function.apply bind the
-        # signature with inspect on every call. Only the loss is an output of the Function (the
-        # op's other outputs are saved state), which keeps apply's output wrapping short.
-        @staticmethod
-        def forward(ctx, *args):
-            with _below():
-                out = op(*args)
-            save_fn(ctx, args, out)
-            ctx.private = True  # the op's other outputs never leave this Function
-            return out[0]
-
-        backward = staticmethod(backward_fn)
-
-    class FnTransforms(torch.autograd.Function):
-        # For torch.func transforms (grad, jacrev, vmap of a gradient...), which need a forward
-        # without ctx and a setup_context; slower to apply, so only used under them.
-        generate_vmap_rule = True
-
-        @staticmethod
-        def forward(*args):
-            with _below():
-                return op(*args)
-
-        setup_context = staticmethod(setup_fn)
-        backward = staticmethod(backward_fn)
-
-    # Function.apply's Python wrapper only matters under functorch transforms (it routes them to
-    # custom_function_call); elsewhere it unwraps dead functorch wrappers and calls this C++ apply.
-    # Calling it directly saves ~3 us a call.
-    base_apply = getattr(torch._C._FunctionBase, "__dict__", {}).get("apply")
-    fast_apply = base_apply.__get__(None, Fn) if base_apply is not None else Fn.apply
+def _make_call(op):
+    """The functionals' entry point for an op: the op itself (its autograd is the C++ kernel at the
+    Autograd key), called through the overload's C++ function in eager mode (~1 us less than
+    OpOverload.__call__'s Python frame), through the overload under torch.compile (what dynamo
+    traces)."""
+    fast = getattr(op, "_op", op)
+    is_compiling = torch.compiler.is_compiling
 
     def call(*args):
         """The op's outputs as a tuple whose first element is the loss."""
-        if torch.compiler.is_compiling():
-            return op(*args)
-        if torch.is_grad_enabled() and (any(args[-1]) or any(isinstance(a, torch.Tensor) and a.requires_grad
-                                                            for a in args)):
-            if torch._C._are_functorch_transforms_active():
-                return FnTransforms.apply(*args)
-            if not all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor)):
-                return (Fn.apply(*args),)
-            return (fast_apply(*args),)
-        # No gradient wanted: skip the registered autograd kernel, a Python function that binds the
-        # schema on every call (~12 us here, twice the op itself at N=64).
-        with _below():
-            return op(*args)
+        return op(*args) if is_compiling() else fast(*args)
 
     return call
 
@@ -351,9 +193,7 @@ def register(spec: LossSpec) -> LossSpec:
     torch.library.register_fake(f"lossext::{spec.name}")(_make_fake_forward(spec, op))
     torch.library.register_fake(f"lossext::{spec.name}_backward")(_make_fake_backward(spec, bwd))
     SPECS[spec.name] = spec
-    setup_context, backward, save = _make_autograd(spec, op, bwd)
-    torch.library.register_autograd(f"lossext::{spec.name}", backward, setup_context=setup_context)
-    CALLS[spec.name] = _make_eager_call(op, save, setup_context, backward)
+    CALLS[spec.name] = _make_call(op)
     _register_autocast(spec)
     return spec
 
@@ -384,7 +224,7 @@ def _register_autocast(spec: LossSpec) -> None:
 
 
 def call(name: str, *args):
-    """Runs lossext::<name>(*args) (positional, grad_mask last) with autograd; see _make_eager_call."""
+    """Runs lossext::<name>(*args) (positional, grad_mask last) with autograd; see _make_call."""
     return CALLS[name](*args)
 
 

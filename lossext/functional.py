@@ -9,7 +9,6 @@ from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
 from ._common import INVALID, NOT_VALID, WEIGHTED_INVALID, check_weight_not_differentiable, grad_mask, reduction_enum
-from ._registry import _is_plain_cpu
 from ._registry import call as _call
 
 _ops = torch.ops.lossext
@@ -225,6 +224,12 @@ def _inplace_usable(input: Tensor, target: Tensor, weight: Optional[Tensor]) -> 
     return True
 
 
+def _is_plain_cpu(t: Tensor) -> bool:
+    """A real CPU tensor in eager mode, whose value may be read without tracing it."""
+    return (type(t) is torch.Tensor and t.is_cpu and not torch.compiler.is_compiling()
+            and torch._C._len_torch_dispatch_stack() == 0 and not torch._C._are_functorch_transforms_active())
+
+
 class _CrossEntropyInplace(torch.autograd.Function):
     """cross_entropy whose forward writes d loss / d input over the input's own memory (no gradient
     buffer is allocated); the backward scales it by grad_output in place and hands that memory to
@@ -243,6 +248,7 @@ class _CrossEntropyInplace(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the logits are gone: no second derivative
     def backward(ctx, grad_loss):
         grad = ctx.grad
         if grad is None:

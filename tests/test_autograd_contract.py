@@ -1,6 +1,6 @@
-"""What lossext's autograd must never do silently (issue 8, items 1-3): drop the gradient of an
-argument that requires grad, give a second derivative through a loss, or round a float16 gradient
-before grad_output (loss scaling) multiplies it."""
+"""What lossext's autograd must never do silently (issue 8, items 1-3; issue 11): drop the gradient
+of an argument that requires grad, give a wrong second derivative through a loss, or round a float16
+gradient before grad_output (loss scaling) multiplies it."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -103,12 +103,12 @@ def test_every_differentiable_looking_tensor_gets_its_gradient_or_raises(name):
         assert g is not None, f"{name}: the gradient of {key} was dropped"
 
 
-# ---- item 2: no silent double backward -------------------------------------------------------------
-def _first_grad(name, reduction, compiled):
+# ---- item 2: second derivatives are torch's (issue 11) or raise --------------------------------------
+def _first_grad(name, reduction, compiled, lib=LF):
     p = torch.randn(4, 5, generator=_g(2), dtype=torch.float64, requires_grad=True)
     x = torch.randn(4, 5, generator=_g(3), dtype=torch.float64, requires_grad=True)
     args, kw = _inputs(name, x, _g(4))
-    f = _loss(name)
+    f = _loss(name) if lib is LF else _torch_loss(name)
 
     def fn(x, p):
         return f(x * p, *args, reduction=reduction, **kw).sum()
@@ -120,15 +120,52 @@ def _first_grad(name, reduction, compiled):
     return g, p
 
 
+def _torch_loss(name):
+    f = getattr(F, name)
+    if name == "binary_cross_entropy":
+        return lambda x, *a, **k: f(torch.sigmoid(x), *a, **k)
+    if name == "nll_loss":
+        return lambda x, *a, **k: f(torch.log_softmax(x, 1), *a, **k)
+    return f
+
+
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("name", ALL)
-def test_double_backward_raises(name, reduction, compiled):
+def test_double_backward_is_torchs(name, reduction, compiled):
+    """A gradient penalty through the loss: torch's second derivative (with respect to the input
+    and to a parameter before it), or, where torch.compile's backward has none, torch's error."""
     if compiled and reduction == "none" and name not in ("mse_loss", "cross_entropy"):
         pytest.skip("one compiled 'none' case per family keeps the suite short")
-    g, p = _first_grad(name, reduction, compiled)
-    with pytest.raises(RuntimeError, match="double backward"):
-        (10 * (g ** 2).sum()).backward()
+    results = []
+    for lib in (LF, F):
+        try:
+            g, p = _first_grad(name, reduction, compiled, lib)
+            (10 * (g ** 2).sum()).backward()
+            results.append((g.detach(), p.grad))
+        except RuntimeError as e:
+            results.append(type(e))
+    if isinstance(results[1], type):  # torch.compile's backward has no second derivative here
+        assert results[0] is RuntimeError, (name, results)
+        return
+    assert not isinstance(results[0], type), (name, results)
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("name", ["multi_margin_loss", "multilabel_margin_loss"])
+def test_second_derivative_where_torch_raises(name):
+    """torch has no double backward here; lossext's is the loss's own (gradgradcheck in
+    tests/test_double_backward.py), never a silent constant."""
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 5, (4,)) if name == "multi_margin_loss" else torch.tensor([[1, 3, -1, 0, 0]] * 4)
+    (g,) = torch.autograd.grad(getattr(F, name)(x, t), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        (g ** 2).sum().backward()
+    (g,) = torch.autograd.grad(getattr(LF, name)(x, t, margin=1.5) if name == "multi_margin_loss"
+                               else getattr(LF, name)(x, t), x, create_graph=True)
+    (g ** 2).sum().backward()
+    assert x.grad is not None
 
 
 def test_first_derivative_with_create_graph_still_matches_torch():
@@ -139,17 +176,23 @@ def test_first_derivative_with_create_graph_still_matches_torch():
     torch.testing.assert_close(a.detach(), b.detach())
 
 
-def test_func_hessian_raises_and_func_grad_works():
+def test_func_second_derivatives_and_forward_mode():
     t = torch.randn(5, dtype=torch.float64)
     x = torch.randn(5, dtype=torch.float64)
     torch.testing.assert_close(torch.func.grad(lambda x: LF.mse_loss(x, t))(x),
                                torch.func.grad(lambda x: F.mse_loss(x, t))(x))
-    with pytest.raises(RuntimeError, match="double backward"):
-        torch.func.jacrev(torch.func.jacrev(lambda x: LF.mse_loss(x, t)))(x)
-    with pytest.raises(NotImplementedError, match="jvp"):  # forward mode: torch's own error
+    torch.testing.assert_close(torch.func.jacrev(torch.func.jacrev(lambda x: LF.mse_loss(x * x, t)))(x),
+                               torch.func.jacrev(torch.func.jacrev(lambda x: F.mse_loss(x * x, t)))(x))
+    torch.testing.assert_close(torch.func.grad(lambda x: torch.func.grad(lambda y: LF.mse_loss(y * y, t))(x).sum())(x),
+                               torch.func.grad(lambda x: torch.func.grad(lambda y: F.mse_loss(y * y, t))(x).sum())(x))
+    # lossext has no forward-mode derivatives: a clear NotImplementedError, never a zero tangent.
+    with pytest.raises(NotImplementedError, match="forward-mode AD"):
         torch.func.hessian(lambda x: LF.mse_loss(x, t))(x)
-    with pytest.raises(RuntimeError, match="double backward"):
-        torch.func.grad(lambda x: torch.func.grad(lambda y: LF.mse_loss(y * y, t))(x).sum())(x)
+    with pytest.raises(NotImplementedError, match="forward-mode AD"):
+        torch.func.jvp(lambda x: LF.mse_loss(x, t), (x,), (torch.ones_like(x),))
+    y = torch.tensor([1])  # multi_margin: lossext's own second derivative (torch has none)
+    torch.testing.assert_close(torch.func.jacrev(torch.func.jacrev(lambda x: LF.multi_margin_loss(x[None], y, p=2)))(x),
+                               torch.autograd.functional.hessian(lambda x: LF.multi_margin_loss(x[None], y, p=2), x))
 
 
 # ---- item 3: float16 gradients under loss scaling ---------------------------------------------------

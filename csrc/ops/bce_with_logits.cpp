@@ -1,3 +1,5 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/bce_with_logits.h>
@@ -43,5 +45,15 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("binary_cross_entropy_with_logits_backward(Tensor grad_output, Tensor input, Tensor target, "
         "Tensor? weight, Tensor? pos_weight, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor binary_cross_entropy_with_logits_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1), w = tensor(a, 2), pw = tensor(a, 3);
+  const at::Tensor lw = pw.defined() ? pw.sub(1).mul(t).add(1) : at::Tensor();
+  const at::Tensor sp = softplus(x.neg());
+  return weighted(t.neg().add(1).mul(x).add(lw.defined() ? lw.mul(sp) : sp), w, int_at(a, 4), false);
+}
+LOSSEXT_AUTOGRAD(binary_cross_entropy_with_logits, &binary_cross_entropy_with_logits_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(binary_cross_entropy_with_logits, lossext::ops::binary_cross_entropy_with_logits_call, 2);

@@ -1,3 +1,5 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/binary_cross_entropy.h>
@@ -43,5 +45,15 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("binary_cross_entropy_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, "
         "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor binary_cross_entropy_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // torch clamps each log at -100.
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1);
+  const at::Tensor l = t.mul(x.log().clamp_min(-100)).add(t.neg().add(1).mul(x.neg().add(1).log().clamp_min(-100)));
+  return weighted(l.neg(), tensor(a, 2), int_at(a, 3), false);
+}
+LOSSEXT_AUTOGRAD(binary_cross_entropy, &binary_cross_entropy_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(binary_cross_entropy, lossext::ops::binary_cross_entropy_call, 2);

@@ -2,6 +2,8 @@
 // stub picks the kernels). The math: losses/cosine_embedding_loss.h; the operands' broadcasting and
 // layout: lossext/embedding_host.h. input1 and input2 are differentiable; the target is only
 // compared (== 1, == -1), as in torch's composite, so it has no gradient.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/embedding_host.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
@@ -79,6 +81,19 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("cosine_embedding_loss_backward(Tensor grad_output, Tensor input1, Tensor input2, Tensor target, "
         "float margin, int reduction, Tensor saved, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor cosine_embedding_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // torch's: cos = <x1, x2> / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)); 1 - cos for y = 1, relu(cos - margin) for y = -1.
+  const at::Tensor x1 = tensor(a, 0), x2 = tensor(a, 1), y = tensor(a, 2);
+  const int64_t d = x1.dim() == 1 ? 0 : 1;
+  const at::Tensor m = x1.mul(x1).sum(d).add(1e-12).mul(x2.mul(x2).sum(d).add(1e-12));
+  const at::Tensor cos = x1.mul(x2).sum(d).div(m.sqrt());
+  const at::Tensor l = cos.neg().add(1).mul(y.eq(1)).add(cos.sub(double_at(a, 3)).relu().mul(y.eq(-1)));
+  return reduce(l, int_at(a, 4));
+}
+LOSSEXT_AUTOGRAD(cosine_embedding_loss, &cosine_embedding_loss_composite, "input1", "input2");
 
 namespace {
 void impls(torch::Library& m) {

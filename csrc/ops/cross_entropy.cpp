@@ -1,4 +1,6 @@
 // cross_entropy host functions (CPU and CUDA share them; the stub picks the kernels).
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -122,6 +124,13 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "float label_smoothing) -> Tensor");
   m.def("cross_entropy_inplace_backward(Tensor(a!) grad, Tensor grad_output, int reduction) -> ()");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor cross_entropy_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return cross_entropy(tensor(a, 0), tensor(a, 1), tensor(a, 2), int_at(a, 3), int_at(a, 4), double_at(a, 5), true);
+}
+LOSSEXT_AUTOGRAD(cross_entropy, &cross_entropy_composite, "input", "target");
 
 namespace {
 void impls(torch::Library& m) {

@@ -5,6 +5,7 @@
 // naming the sample and the value (lengths given as lists or CPU tensors; targets on the CPU).
 // What lives on a CUDA device (targets, lengths) is checked by the kernels without a host sync:
 // an invalid sample gets a NaN loss and NaN gradient rows (lossext's policy for class indices).
+#include <lossext/autograd.h>
 #include <lossext/fresh.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
@@ -260,6 +261,9 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("ctc_loss_backward(Tensor grad_output, Tensor log_probs, Tensor targets, Tensor input_lengths, "
         "Tensor target_lengths, int blank, int reduction, bool zero_infinity, Tensor raw, bool[1] grad_mask) -> Tensor");
 }
+
+// Autograd (lossext/autograd.h): the differentiable arguments.
+LOSSEXT_AUTOGRAD(ctc_loss, nullptr, "log_probs");
 
 namespace {
 void impls(torch::Library& m) {

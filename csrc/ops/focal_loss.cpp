@@ -1,5 +1,7 @@
 // focal_loss (softmax form) host functions: cross_entropy's argument rules (rowwise_prepare), the
 // focal options, the row-wise driver with the functor of losses/focal_loss.h.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -87,6 +89,25 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("focal_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, Tensor? alpha, "
         "float alpha_value, float gamma, int reduction, int ignore_index, Tensor saved, bool[1] grad_mask) -> Tensor");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor focal_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // -w_t a_t (1 - p_t)^gamma log p_t per row, the weighted mean as cross_entropy's.
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1), w = tensor(a, 2), al = tensor(a, 3);
+  const double gamma = double_at(a, 5);
+  const int64_t reduction = int_at(a, 6), cd = x.dim() >= 2 ? 1 : 0;
+  const at::Tensor ign = t.eq(int_at(a, 7)), tc = t.masked_fill(ign, 0);
+  const at::Tensor lp = x.log_softmax(cd).gather(cd, tc.unsqueeze(cd)).squeeze(cd);
+  const at::Tensor keep = ign.logical_not().to(lp.scalar_type());
+  const at::Tensor wy = w.defined() ? w.reshape(-1).index_select(0, tc.reshape(-1)).reshape(tc.sizes()).mul(keep) : keep;
+  const at::Tensor at_ = al.defined() ? al.reshape(-1).index_select(0, tc.reshape(-1)).reshape(tc.sizes())
+                                      : lp.new_full({}, double_at(a, 4));
+  at::Tensor l = lp.neg().mul(wy).mul(at_);
+  if (gamma != 0) l = l.mul(lp.exp().neg().add(1).pow(gamma));
+  return reduction == 1 ? l.sum().div(wy.sum()) : reduce(l, reduction);
+}
+LOSSEXT_AUTOGRAD(focal_loss, &focal_loss_composite, "input");
 
 namespace {
 void impls(torch::Library& m) {

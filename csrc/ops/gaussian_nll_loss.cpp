@@ -1,3 +1,5 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/gaussian_nll_loss.h>
@@ -6,6 +8,9 @@
 #include <ATen/OpMathType.h>
 #include <c10/core/DefaultDtype.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
 
 LOSSEXT_DEFINE_STUB(lossext::gaussian_nll_loss_stub, lossext::PointwiseFn);
 LOSSEXT_DEFINE_STUB(lossext::count_negative_stub, lossext::PointwiseFn);
@@ -113,5 +118,26 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("gaussian_nll_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? var, "
         "float var_value, bool full, float eps, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor gaussian_nll_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1);
+  const double eps = double_at(a, 5);
+  at::Tensor v = tensor(a, 2);
+  at::Tensor l;
+  if (v.defined()) {
+    if (v.sizes() != x.sizes() && x.dim() >= 1 && v.sizes() == x.sizes().slice(0, x.dim() - 1)) v = v.unsqueeze(-1);
+    // torch clamps var at eps under no_grad: the value is clamped, the gradient passes unchanged.
+    v = v.add(v.clamp_min(eps).sub(v).detach());
+    l = v.log().add(x.sub(t).pow(2).div(v)).mul(0.5);
+  } else {
+    const double vv = std::max(double_at(a, 3), eps);
+    l = x.sub(t).pow(2).div(vv).add(std::log(vv)).mul(0.5);
+  }
+  if (bool_at(a, 4)) l = l.add(0.5 * std::log(2 * M_PI));
+  return reduce(l, int_at(a, 6));
+}
+LOSSEXT_AUTOGRAD(gaussian_nll_loss, &gaussian_nll_loss_composite, "input", "target", "var");
 
 LOSSEXT_POINTWISE_OP(gaussian_nll_loss, lossext::ops::gaussian_nll_loss_call, 3);

@@ -1,3 +1,5 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/kl_div.h>
@@ -49,5 +51,15 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("kl_div_backward(Tensor grad_output, Tensor input, Tensor target, int reduction, bool log_target, "
         "bool batch_divide, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor kl_div_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1);
+  const at::Tensor l = bool_at(a, 3) ? t.exp().mul(t.sub(x)) : t.xlogy(t).sub(t.mul(x));
+  const at::Tensor r = reduce(l, int_at(a, 2));
+  return bool_at(a, 4) && x.dim() > 0 ? r.div(static_cast<double>(x.size(0))) : r;
+}
+LOSSEXT_AUTOGRAD(kl_div, &kl_div_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(kl_div, lossext::ops::kl_div_call, 2);

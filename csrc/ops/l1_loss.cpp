@@ -1,5 +1,7 @@
 // l1_loss: the op's argument checks and options. The math: losses/l1_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/l1_loss.h>
@@ -26,5 +28,12 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
         "-> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor l1_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return weighted(tensor(a, 0).sub(tensor(a, 1)).abs(), tensor(a, 2), int_at(a, 3), true);
+}
+LOSSEXT_AUTOGRAD(l1_loss, &l1_loss_composite, "input", "target", "weight");
 
 LOSSEXT_POINTWISE_OP(l1_loss, lossext::ops::l1_loss_call, 3);

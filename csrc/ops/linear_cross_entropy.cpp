@@ -12,6 +12,8 @@
 // Mean/sum forwards that want gradients write them here (the autograd backward only scales);
 // reduction 'none' (and float16) recompute the chunk logits in the backward op from the saved
 // per-token (m, log z[, Sy]) and apply grad_output per token in the row kernel's backward mode.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -353,6 +355,23 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "Tensor? linear_bias, Tensor? weight, int reduction, int ignore_index, float label_smoothing, "
         "float z_loss, float softcap, int chunk_size, Tensor saved, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor linear_cross_entropy_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // The logits of the linear layer (softcapped), then cross_entropy with the z-loss, per token.
+  const at::Tensor x = tensor(a, 0), W = tensor(a, 1), t = tensor(a, 2), b = tensor(a, 3);
+  const double softcap = double_at(a, 9);
+  at::Tensor z = x.matmul(W.t());
+  if (b.defined()) z = z.add(b);
+  if (softcap > 0) z = z.div(softcap).tanh().mul(softcap);
+  const int64_t V = W.size(0);
+  const bool prob = t.is_floating_point();
+  const at::Tensor l = cross_entropy(z.reshape({-1, V}), prob ? t.reshape({-1, V}) : t.reshape({-1}), tensor(a, 4),
+                                     int_at(a, 5), int_at(a, 6), double_at(a, 7), true, double_at(a, 8));
+  return int_at(a, 5) == 0 ? l.reshape(x.sizes().slice(0, x.dim() - 1)) : l;
+}
+LOSSEXT_AUTOGRAD(linear_cross_entropy, &linear_cross_entropy_composite, "input", "linear_weight", "linear_bias");
 
 namespace {
 void impls(torch::Library& m) {

@@ -2,6 +2,8 @@
 // The three operands broadcast (torch's functional also requires equal ranks: checked in Python, as
 // torch does); the loss takes their promoted dtype, and integer operands are accepted, as torch's
 // composite accepts them. All three are differentiable (torch's composite differentiates y too).
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/margin_ranking_loss.h>
@@ -50,5 +52,12 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("margin_ranking_loss_backward(Tensor grad_output, Tensor input1, Tensor input2, Tensor target, "
         "float margin, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor margin_ranking_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return reduce(tensor(a, 2).neg().mul(tensor(a, 0).sub(tensor(a, 1))).add(double_at(a, 3)).relu(), int_at(a, 4));
+}
+LOSSEXT_AUTOGRAD(margin_ranking_loss, &margin_ranking_loss_composite, "input1", "input2", "target");
 
 LOSSEXT_POINTWISE_OP(margin_ranking_loss, lossext::ops::margin_ranking_loss_call, 3);

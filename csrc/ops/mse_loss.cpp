@@ -1,5 +1,7 @@
 // mse_loss: the op's argument checks and options. The math: losses/mse_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/mse_loss.h>
@@ -26,5 +28,12 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "Tensor input, Tensor target, Tensor? weight, int reduction, bool[3] grad_mask) "
         "-> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor mse_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return weighted(tensor(a, 0).sub(tensor(a, 1)).pow(2), tensor(a, 2), int_at(a, 3), true);
+}
+LOSSEXT_AUTOGRAD(mse_loss, &mse_loss_composite, "input", "target", "weight");
 
 LOSSEXT_POINTWISE_OP(mse_loss, lossext::ops::mse_loss_call, 3);

@@ -1,6 +1,8 @@
 // multi_margin_loss host functions (CPU and CUDA share them; the stub picks the kernels). torch's
 // argument rules are checked here (they are not nll_loss's), then the (C) / (N, C) input runs as
 // an (N, C) problem of the row-wise driver with multi_margin's class-target rules.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -101,6 +103,26 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("multi_margin_loss_backward(Tensor grad_output, Tensor input, Tensor target, int p, float margin, "
         "Tensor? weight, int reduction, Tensor saved, bool[1] grad_mask) -> Tensor");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor multi_margin_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C per sample (torch has no second derivative;
+  // this one is the loss's own).
+  at::Tensor x = tensor(a, 0), y = tensor(a, 1);
+  const at::Tensor w = tensor(a, 4);
+  const bool unbatched = x.dim() <= 1;
+  if (unbatched) x = x.reshape({1, -1}), y = y.reshape({1});
+  const at::Tensor yi = y.unsqueeze(1);
+  at::Tensor z = x.sub(x.gather(1, yi)).add(double_at(a, 3)).relu();
+  if (int_at(a, 2) == 2) z = z.pow(2);
+  z = z.scatter(1, yi, 0.0);
+  if (w.defined()) z = z.mul(w.index_select(0, y).unsqueeze(1));
+  at::Tensor per = z.sum(1).div(static_cast<double>(x.size(1)));
+  if (unbatched) per = per.squeeze(0);
+  return reduce(per, int_at(a, 5));
+}
+LOSSEXT_AUTOGRAD(multi_margin_loss, &multi_margin_loss_composite, "input");
 
 namespace {
 void impls(torch::Library& m) {

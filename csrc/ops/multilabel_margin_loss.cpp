@@ -3,6 +3,8 @@
 // of the row-wise target-set driver (lossext/rowwise.h, kTargetSet). The forward also returns the
 // is-target buffer (input-shaped, 1 at each row's target classes, as torch's), which a separate
 // backward reads.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -107,6 +109,25 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("multilabel_margin_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction, "
         "Tensor is_target, bool[1] grad_mask) -> Tensor");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor multilabel_margin_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // sum over targets j (up to the first -1) and non-targets k of max(0, 1 - (x_j - x_k)) / C.
+  at::Tensor x = tensor(a, 0), t = tensor(a, 1);
+  const bool unbatched = x.dim() <= 1;
+  if (unbatched) x = x.reshape({1, -1}), t = t.reshape({1, -1});
+  const at::Tensor valid = t.ne(-1).to(at::kLong).cumprod(1);   // positions before the first -1
+  const at::Tensor tc = t.clamp_min(0).mul(valid);
+  const at::Tensor is_target = valid.new_zeros(t.sizes()).scatter_add(1, tc, valid).gt(0);
+  const at::Tensor xt = x.gather(1, tc);
+  const at::Tensor m = x.unsqueeze(1).sub(xt.unsqueeze(2)).add(1).relu()
+                           .mul(valid.unsqueeze(2)).mul(is_target.logical_not().unsqueeze(1));
+  at::Tensor per = m.sum({1, 2}).div(static_cast<double>(x.size(1)));
+  if (unbatched) per = per.squeeze(0);
+  return reduce(per, int_at(a, 2));
+}
+LOSSEXT_AUTOGRAD(multilabel_margin_loss, &multilabel_margin_loss_composite, "input");
 
 namespace {
 void impls(torch::Library& m) {

@@ -1,3 +1,5 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/multilabel_soft_margin_loss.h>
@@ -56,5 +58,17 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("multilabel_soft_margin_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, "
         "int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor multilabel_soft_margin_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // -(t logsigmoid(x) + (1 - t) logsigmoid(-x)), times the weight, averaged over the classes.
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1), w = tensor(a, 2);
+  at::Tensor l = t.mul(softplus(x.neg())).add(t.neg().add(1).mul(softplus(x)));
+  if (w.defined()) l = l.mul(w);
+  const int64_t cd = x.dim() - 1;
+  return reduce(l.sum(cd).div(static_cast<double>(x.size(cd))), int_at(a, 3));
+}
+LOSSEXT_AUTOGRAD(multilabel_soft_margin_loss, &multilabel_soft_margin_loss_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(multilabel_soft_margin_loss, lossext::ops::multilabel_soft_margin_loss_call, 2);

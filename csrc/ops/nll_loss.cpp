@@ -1,5 +1,7 @@
 // nll_loss host functions (CPU and CUDA share them; the stub picks the kernels). Argument rules,
 // geometry and buffers are the row-wise ones shared with cross_entropy (lossext/rowwise_host.h).
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
 #include <lossext/rowwise_host.h>
@@ -50,6 +52,13 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("nll_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, int reduction, "
         "int ignore_index, bool[1] grad_mask) -> Tensor");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor nll_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return cross_entropy(tensor(a, 0), tensor(a, 1), tensor(a, 2), int_at(a, 3), int_at(a, 4), 0.0, false);
+}
+LOSSEXT_AUTOGRAD(nll_loss, &nll_loss_composite, "input");
 
 namespace {
 void impls(torch::Library& m) {

@@ -1,8 +1,13 @@
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/poisson_nll_loss.h>
 
 #include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
 
 LOSSEXT_DEFINE_STUB(lossext::poisson_nll_loss_stub, lossext::PointwiseFn);
 
@@ -36,5 +41,19 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("poisson_nll_loss_backward(Tensor grad_output, Tensor input, Tensor target, bool log_input, bool full, "
         "float eps, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor poisson_nll_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1);
+  at::Tensor l = bool_at(a, 2) ? x.exp().sub(t.mul(x)) : x.sub(t.mul(x.add(double_at(a, 4)).log()));
+  if (bool_at(a, 3)) {  // Stirling's term where target > 1 (evaluated at 1 elsewhere: no 0 * inf)
+    const at::Tensor big = t.gt(1), ts = t.where(big, at::Scalar(1.0));
+    const at::Tensor st = ts.mul(ts.log()).sub(ts).add(ts.mul(2 * M_PI).log().mul(0.5));
+    l = l.add(st.mul(big));
+  }
+  return reduce(l, int_at(a, 5));
+}
+LOSSEXT_AUTOGRAD(poisson_nll_loss, &poisson_nll_loss_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(poisson_nll_loss, lossext::ops::poisson_nll_loss_call, 2);

@@ -1,5 +1,7 @@
 // sigmoid_focal_loss (torchvision's semantics, float targets of the input's shape): the pointwise
 // driver with the functor of losses/sigmoid_focal_loss.h.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/sigmoid_focal_loss.h>
@@ -39,5 +41,21 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("sigmoid_focal_loss_backward(Tensor grad_output, Tensor input, Tensor target, Tensor? weight, "
         "float alpha, float gamma, int reduction, bool[2] grad_mask) -> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor sigmoid_focal_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // torchvision's: ce (1 - p_t)^gamma, times alpha_t when alpha >= 0 (and lossext's weight).
+  const at::Tensor x = tensor(a, 0), t = tensor(a, 1), w = tensor(a, 2);
+  const double alpha = double_at(a, 3), gamma = double_at(a, 4);
+  const at::Tensor p = x.sigmoid();
+  const at::Tensor ce = t.neg().add(1).mul(x).add(softplus(x.neg()));
+  const at::Tensor q = p.mul(t.neg().add(1)).add(p.neg().add(1).mul(t));  // 1 - p_t
+  at::Tensor l = gamma == 0 ? ce : ce.mul(q.pow(gamma));
+  if (alpha >= 0) l = l.mul(t.mul(alpha).add(t.neg().add(1).mul(1 - alpha)));
+  if (w.defined()) l = l.mul(w);
+  return reduce(l, int_at(a, 5));
+}
+LOSSEXT_AUTOGRAD(sigmoid_focal_loss, &sigmoid_focal_loss_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(sigmoid_focal_loss, lossext::ops::sigmoid_focal_loss_call, 2);

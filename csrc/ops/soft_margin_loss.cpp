@@ -1,5 +1,7 @@
 // soft_margin_loss: the op's argument checks and options. The math: losses/soft_margin_loss.h; the rules
 // shared by the pair losses: ops/pair_loss.cpp.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/pair_loss_host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/soft_margin_loss.h>
@@ -26,5 +28,12 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "Tensor input, Tensor target, int reduction, bool[2] grad_mask) "
         "-> (Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor soft_margin_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  return reduce(softplus(tensor(a, 1).mul(tensor(a, 0)).neg()), int_at(a, 2));
+}
+LOSSEXT_AUTOGRAD(soft_margin_loss, &soft_margin_loss_composite, "input", "target");
 
 LOSSEXT_POINTWISE_OP(soft_margin_loss, lossext::ops::soft_margin_loss_call, 2);

@@ -2,6 +2,8 @@
 // stub picks the kernels). The math: losses/triplet_margin_loss.h; the operands' broadcasting and
 // layout: lossext/embedding_host.h. anchor, positive and negative are all differentiable. torch's
 // functional checks margin > 0 (ValueError, in Python); its op accepts any margin, as this one.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/embedding_host.h>
 #include <lossext/host.h>
 #include <lossext/registration.h>
@@ -96,6 +98,19 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
         "float margin, float p, float eps, bool swap, int reduction, Tensor saved, bool[3] grad_mask) "
         "-> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor triplet_margin_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  // torch's pairwise_distance: the p-norm of (a - b + eps) over the last dimension.
+  const at::Tensor an = tensor(a, 0), po = tensor(a, 1), ne = tensor(a, 2);
+  const double p = double_at(a, 4), eps = double_at(a, 5);
+  auto dist = [&](const at::Tensor& u, const at::Tensor& v) { return u.sub(v).add(eps).norm(p, {-1}); };
+  at::Tensor dn = dist(an, ne);
+  if (bool_at(a, 6)) dn = dn.minimum(dist(po, ne));
+  return reduce(dist(an, po).sub(dn).add(double_at(a, 3)).relu(), int_at(a, 7));
+}
+LOSSEXT_AUTOGRAD(triplet_margin_loss, &triplet_margin_loss_composite, "anchor", "positive", "negative");
 
 namespace {
 void impls(torch::Library& m) {

@@ -2,6 +2,8 @@
 // (losses/triplet_margin_with_distance_loss.h; the pointwise driver broadcasts them as torch's
 // `margin + dist_pos - dist_neg` does). Without swap, d_swap is None and unread. The Python layer
 // calls the callable and takes the native triplet_margin_loss when there is none.
+#include <lossext/autograd.h>
+#include <lossext/composite.h>
 #include <lossext/host.h>
 #include <lossext/pointwise_op.h>
 #include <losses/triplet_margin_with_distance_loss.h>
@@ -43,5 +45,14 @@ TORCH_LIBRARY_FRAGMENT(lossext, m) {
   m.def("triplet_margin_with_distance_loss_backward(Tensor grad_output, Tensor dist_pos, Tensor dist_neg, "
         "Tensor? dist_swap, float margin, int reduction, bool[3] grad_mask) -> (Tensor, Tensor, Tensor)");
 }
+
+// The loss in ATen arithmetic, for second derivatives only (lossext/composite.h).
+static at::Tensor triplet_margin_with_distance_loss_composite(const lossext::autograd::Args& a) {
+  using namespace lossext::autograd;
+  const at::Tensor dp = tensor(a, 0), ds = tensor(a, 2);
+  const at::Tensor dn = ds.defined() ? tensor(a, 1).minimum(ds) : tensor(a, 1);
+  return reduce(dp.sub(dn).add(double_at(a, 3)).relu(), int_at(a, 4));
+}
+LOSSEXT_AUTOGRAD(triplet_margin_with_distance_loss, &triplet_margin_with_distance_loss_composite, "dist_pos", "dist_neg", "dist_swap");
 
 LOSSEXT_POINTWISE_OP(triplet_margin_with_distance_loss, lossext::ops::triplet_margin_with_distance_loss_call, 3);
