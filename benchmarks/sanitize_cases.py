@@ -116,4 +116,19 @@ if hasattr(LF, "ctc_loss"):
                 bil[3], btl[4] = 14, 9
                 run("ctc_loss", lp, bad, bil, btl, zero_infinity=zi)
                 run("ctc_loss", lp, torch.cat([tg[n, :int(tl[n])] for n in range(5)]), il, btl)
+# Complex l1_loss (the driver's complex-component kernel): complex/real/broadcast/strided operands, a weight.
+for cdt in (torch.complex64, torch.complex128):
+    for xs, ts in [((0,), (0,)), ((), ()), ((33, 129), (33, 129)), ((3, 5, 7), (5, 1)), ((7,), (7,))]:
+        for real_target in (False, True):
+            xc = torch.randn(xs, device=dev, dtype=cdt)
+            tc = torch.randn(ts, device=dev, dtype=cdt.to_real() if real_target else cdt)
+            for red in ("none", "mean", "sum"):
+                for w in (None, torch.rand(xs, device=dev, dtype=cdt.to_real())):
+                    leaves = [v.detach().clone().requires_grad_() for v in (xc, tc)]
+                    out = LF.l1_loss(*leaves, reduction=red, weight=w)
+                    out.backward(torch.randn_like(out))
+    xt = torch.randn(9, 11, device=dev, dtype=cdt).t().requires_grad_()
+    LF.l1_loss(xt, torch.randn(11, 9, device=dev, dtype=cdt)).backward()
+    if dev == "cuda":
+        torch.cuda.synchronize()
 print("sanitize cases: done")

@@ -2,6 +2,7 @@
 from ._C_loader import _C  # noqa: F401  (must come first: loads and registers the ops)
 from . import functional, nn  # noqa: E402
 from ._registry import SPECS  # noqa: E402
+from ._patch import is_patched, patch, patched, unpatch  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@ def _pair_loss_dtype(loss_in_input_dtype: bool, mean_over_weight_sum: bool):
     def dtype(a):
         x, t, w = a["input"], a["target"], a.get("weight")
         dt = x.dtype if loss_in_input_dtype else torch.promote_types(x.dtype, t.dtype)
+        dt = dt.to_real()  # complex l1: |x - t| is real
         if w is not None:
             scalar_loss = len(torch.broadcast_shapes(x.shape, t.shape)) == 0
             if w.dim() > 0 or scalar_loss or (mean_over_weight_sum and a["reduction"] == 1):

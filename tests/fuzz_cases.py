@@ -424,7 +424,7 @@ def _unscaled_gradient_overflow(c, w):
 DEVIATIONS = [
     Deviation(("l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "poisson_nll_loss",
                "gaussian_nll_loss", "triplet_margin_loss"),
-              "README: complex inputs raise NotImplementedError (torch computes)",
+              "README: complex inputs raise NotImplementedError (torch computes; l1_loss: a complex weight only)",
               lambda c, w: _has(c, "complex") and "lossext NotImplementedError" in w),
     Deviation(("huber_loss",), "README, where torch itself fails: huber_loss's backward with a target of "
               "another dtype (torch: 'Found dtype Long but expected Float')",

@@ -4,6 +4,8 @@
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/view_as_complex.h>
+#include <ATen/ops/view_as_real.h>
 #include <ATen/native/TypeProperties.h>
 #include <c10/core/DefaultDtype.h>
 #include <c10/core/ScalarType.h>
@@ -175,7 +177,8 @@ Prepared prepare(const PointwiseCall& call) {
     const auto& t = call.inputs[k];
     if (!t.defined()) continue;
     if (!first) first = &t;
-    if (!(call.integral_ok && at::isIntegralType(t.scalar_type(), /*includeBool=*/true)))
+    if (!(call.integral_ok && at::isIntegralType(t.scalar_type(), /*includeBool=*/true)) &&
+        !(call.complex_ok && at::isComplexType(t.scalar_type())))
       check_floating(call.op, names.back().c_str(), t);
     TORCH_CHECK(t.device() == first->device(), call.op, ": expected all tensors to be on the same device, but found ",
                 first->device(), " and ", t.device());
@@ -186,6 +189,7 @@ Prepared prepare(const PointwiseCall& call) {
   for (const auto& t : call.inputs)
     if (t.defined()) defined.push_back(t);
   p.dtype = at::native::result_type(defined);
+  if (call.complex_ok && at::isComplexType(p.dtype)) p.dtype = c10::toRealValueType(p.dtype);  // a real loss
   if (!at::isFloatingType(p.dtype)) p.dtype = c10::typeMetaToScalarType(c10::get_default_dtype());
   p.result_dtype = p.dtype;
   // A loss dtype wider than the result type (the pair losses' promoted dtype, a 0-d float32 target
@@ -198,6 +202,8 @@ Prepared prepare(const PointwiseCall& call) {
     const auto& t = call.inputs[k];
     if (call.grad_mask[k] && t.defined() && at::isFloatingType(t.scalar_type()))
       p.dtype = c10::promoteTypes(p.dtype, t.scalar_type());
+    if (call.complex_ok && call.grad_mask[k] && t.defined() && at::isComplexType(t.scalar_type()))
+      p.dtype = c10::promoteTypes(p.dtype, c10::toRealValueType(t.scalar_type()));
   }
   p.numel = 1;
   for (auto s : p.shape) p.numel *= s;
@@ -249,10 +255,13 @@ void run(const PointwiseCall& call, const Prepared& p, PwMode mode, const std::v
 // when it has the full shape, else full-size in the math dtype (float for half types), summed down
 // in it and rounded to the operand's dtype once afterwards (a per-element rounding before the sum
 // would overflow where the sum does not).
+// A complex operand's gradient is complex (of the accumulation type's complex type when summed down).
 at::Tensor grad_buffer(const Prepared& p, int k) {
   const auto& t = p.in[k];
-  const at::ScalarType full = at::isFloatingType(t.scalar_type()) ? t.scalar_type() : p.dtype;
-  const at::ScalarType acc = p.dtype == at::kDouble ? at::kDouble : at::kFloat;
+  const bool cplx = at::isComplexType(t.scalar_type());
+  const at::ScalarType full = (at::isFloatingType(t.scalar_type()) || cplx) ? t.scalar_type() : p.dtype;
+  at::ScalarType acc = p.dtype == at::kDouble ? at::kDouble : at::kFloat;
+  if (cplx) acc = c10::toComplexType(acc);
   return fresh(same_shape(t, p.shape) ? at::empty_like(t, t.options().dtype(full))
                                       : at::empty(p.shape, t.options().dtype(acc)));
 }
@@ -264,7 +273,14 @@ std::vector<at::Tensor> finish_grads(const PointwiseCall& call, const Prepared& 
       grads[k] = not_computed(call.inputs[k].defined() ? call.inputs[k] : call.inputs[0]);
       continue;
     }
-    if (!same_shape(p.in[k], p.shape)) grads[k] = sum_to_size(call.op, grads[k], call.inputs[k].sizes());
+    if (!same_shape(p.in[k], p.shape) && at::isComplexType(grads[k].scalar_type())) {
+      // Complex: summed down as its (re, im) pairs, a trailing dimension of 2 that is kept.
+      std::vector<int64_t> sizes(call.inputs[k].sizes().begin(), call.inputs[k].sizes().end());
+      sizes.push_back(2);
+      grads[k] = at::view_as_complex(sum_to_size(call.op, at::view_as_real(grads[k]), sizes));
+    } else if (!same_shape(p.in[k], p.shape)) {
+      grads[k] = sum_to_size(call.op, grads[k], call.inputs[k].sizes());
+    }
     if (grads[k].scalar_type() != call.inputs[k].scalar_type()) grads[k] = grads[k].to(call.inputs[k].scalar_type());
   }
   return grads;

@@ -9,13 +9,15 @@
 #include <torch/library.h>
 
 LOSSEXT_DEFINE_STUB(lossext::l1_loss_stub, lossext::PointwiseFn);
+LOSSEXT_DEFINE_STUB(lossext::l1_loss_complex_stub, lossext::PointwiseFn);
 
 namespace lossext::ops {
 
 PairLossCall l1_loss_call(const Tensor& input, const Tensor& target, const OptTensor& weight,
                           int64_t reduction) {
   static const PairLossInfo info{.op = "l1_loss", .stub = &l1_loss_stub, .mean_over_weight_sum = true,
-                                  .int_input_ok = true, .int_pair_not_implemented = false, .bool_target_ok = false};
+                                  .int_input_ok = true, .int_pair_not_implemented = false, .bool_target_ok = false,
+                                  .complex_stub = &l1_loss_complex_stub};
   return {.info = &info, .input = input, .target = target, .weight = weight.value_or(Tensor()), .reduction = reduction};
 }
 

@@ -20,13 +20,16 @@ struct Plan {
 };
 
 bool integral(const at::Tensor& t) { return at::isIntegralType(t.scalar_type(), /*includeBool=*/true); }
+bool is_complex_t(const at::Tensor& t) { return t.defined() && at::isComplexType(t.scalar_type()); }
 
 // torch's dtype rules for integer, bool and complex operands (see PairLossInfo).
 void check_dtypes(const PairLossCall& c) {
   const char* op = c.info->op;
-  for (const at::Tensor* t : {&c.input, &c.target, &c.weight})
-    TORCH_CHECK_NOT_IMPLEMENTED(!t->defined() || !at::isComplexType(t->scalar_type()), op,
+  for (const at::Tensor* t : {&c.input, &c.target})
+    TORCH_CHECK_NOT_IMPLEMENTED(c.info->complex_stub || !is_complex_t(*t), op,
                                 ": complex inputs are not supported (got ", t->scalar_type(), ")");
+  TORCH_CHECK_NOT_IMPLEMENTED(!is_complex_t(c.weight), op, ": a complex weight is not supported (got ",
+                              c.weight.defined() ? c.weight.scalar_type() : at::kFloat, ")");
   if (c.info->float_input) check_floating(op, "input", c.input);
   const bool ix = integral(c.input), it = integral(c.target);
   // With a floating weight torch's l1/mse composites compute `loss * weight` in the weight's dtype.
@@ -43,8 +46,8 @@ void check_dtypes(const PairLossCall& c) {
   const bool bool_ok = c.info->bool_target_ok && !(c.weight.defined() && c.info->mean_over_weight_sum);
   TORCH_CHECK(bool_ok || c.target.scalar_type() != at::kBool, op,
               ": a bool target is not supported (torch: subtraction with a bool tensor is not supported)");
-  if (!ix) check_floating(op, "input", c.input);
-  if (!it) check_floating(op, "target", c.target);
+  if (!ix && !is_complex_t(c.input)) check_floating(op, "input", c.input);
+  if (!it && !is_complex_t(c.target)) check_floating(op, "target", c.target);
 }
 
 Plan make_plan(const PairLossCall& c) {
@@ -64,6 +67,7 @@ Plan make_plan(const PairLossCall& c) {
   p.weighted_mean = c.weight.defined() && c.info->mean_over_weight_sum && p.reduction == Reduction::Mean;
   at::ScalarType dt = c.info->loss_in_input_dtype ? c.input.scalar_type()
                                                   : c10::promoteTypes(c.input.scalar_type(), c.target.scalar_type());
+  if (at::isComplexType(dt)) dt = c10::toRealValueType(dt);  // complex l1: |x - t| is real
   // torch computes `loss * weight` (then `sum / sum(weight)` for l1/mse's mean): a 0-d weight (of a
   // 0-d input) does not promote a loss that has dimensions; the 0-d sums of the mean do promote.
   if (c.weight.defined() && (c.weight.dim() > 0 || p.shape.empty() || p.weighted_mean))
@@ -82,14 +86,16 @@ int64_t numel_of(at::IntArrayRef shape) {
 // The driver call of the loss itself. `norm` and `loss` are the 0-d n and c operands (or undefined).
 PointwiseCall loss_call(const PairLossCall& c, const Plan& p, Reduction red, const at::Tensor& norm,
                         const at::Tensor& loss, std::vector<bool> mask) {
+  const bool cplx = is_complex_t(c.input) || is_complex_t(c.target);
   PointwiseCall call{.op = c.info->op,
-                     .stub = c.info->stub,
+                     .stub = cplx ? c.info->complex_stub : c.info->stub,
                      .inputs = {c.input, c.target, c.weight, norm, loss},
                      .n_grads = p.n_grads,
                      .reduction = red,
                      .grad_mask = std::move(mask),
                      .integral_ok = true,  // check_dtypes has applied torch's rules
-                     .loss_dtype = p.loss_dtype};
+                     .loss_dtype = p.loss_dtype,
+                     .complex_ok = cplx};
   const int64_t nb = numel_of(p.shape);
   const PairMode mode = norm.defined() ? PairMode::kWeightedMean
                         : c.weight.defined() ? PairMode::kWeighted : PairMode::kUnweighted;

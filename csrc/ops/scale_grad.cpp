@@ -5,6 +5,8 @@
 #include <lossext/scale_rows.h>
 #include <losses/scale_grad.h>
 
+#include <ATen/ops/view_as_complex.h>
+#include <ATen/ops/view_as_real.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
@@ -47,13 +49,20 @@ namespace ops {
 Tensor scale_grad(const Tensor& grad, const Tensor& grad_output) {
   TORCH_CHECK(grad_output.dim() == 0, "scale_grad: expected a 0-d grad_output, but got shape ",
               shape_str(grad_output.sizes()));
+  // A complex gradient of a real loss (complex l1_loss): its (re, im) pairs times the real grad_output.
+  if (grad.is_complex()) return at::view_as_complex(scale_grad(at::view_as_real(grad), grad_output));
   const PointwiseCall call{.op = "scale_grad", .stub = &scale_grad_stub, .inputs = {grad}, .reduction = Reduction::None,
                            .grad_mask = {true}};
   return pointwise_backward(call, grad_output.expand(grad.sizes()))[0];
 }
 
 void scale_grad_(Tensor& grad, const Tensor& grad_output) {
-  // Any dense gradient is scaled as one flat row.
+  // Any dense gradient is scaled as one flat row; a complex one (complex l1_loss) as its (re, im) pairs.
+  if (grad.is_complex()) {
+    const Tensor parts = at::view_as_real(grad);
+    scale_rows_("scale_grad_", parts, grad_output, 1, parts.numel(), 1, false);
+    return;
+  }
   scale_rows_("scale_grad_", grad, grad_output, 1, grad.numel(), 1, false);
 }
 

@@ -66,6 +66,10 @@ struct PointwiseCall {
   // The dtype of the returned loss where it is not the computation dtype (bce_with_logits: torch's
   // composite writes its loss into a tensor of the target's dtype).
   c10::optional<at::ScalarType> loss_dtype;
+  // Complex operands are accepted (the stub's functor declares kComponents = 2, lossext/pointwise.h):
+  // the computation dtype is the real value type of the promoted one, the loss is real, and the
+  // gradient of a complex operand is complex.
+  bool complex_ok = false;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);

@@ -71,3 +71,42 @@ struct PairLoss {
 };
 
 }  // namespace lossext
+
+namespace lossext {
+
+// The same weighting for complex operands (opt-in, lossext/pointwise.h kComponents = 2; l1_loss):
+// the Base's f is real and its derivatives have a real and an imaginary part,
+//   V operator()(xr, xi, tr, ti, V& gxr, V& gxi, V& gtr, V& gti) const;
+// the weight, n and c are real (the host rejects a complex weight), so d/dw has no imaginary part.
+template <class Base>
+struct ComplexPairLoss {
+  static constexpr int kInputs = 5, kGrads = 3, kComponents = 2;
+  Base base;
+  PairMode mode;
+  double k;
+  explicit C10_HOST_DEVICE ComplexPairLoss(const double* params)
+      : base(params + kPairBaseParams), mode(static_cast<PairMode>(params[kPairParamMode])),
+        k(params[kPairParamK]) {}
+
+  template <class V>
+  C10_HOST_DEVICE V operator()(const V (&in)[10], V (&g)[6]) const {
+    const V f = base(in[0], in[1], in[2], in[3], g[0], g[1], g[2], g[3]);
+    g[5] = V(0);
+    if (mode == PairMode::kUnweighted) {
+      g[4] = f;
+      return f;
+    }
+    const V w = in[4];
+    if (mode == PairMode::kWeighted) {
+      for (int j = 0; j < 4; ++j) g[j] = w * g[j];
+      g[4] = f;
+      return w * f;
+    }
+    const V n = in[6], c = in[8], wn = w / n;
+    for (int j = 0; j < 4; ++j) g[j] = wn * g[j];
+    g[4] = (f - V(k) * c) / n;
+    return wn * f;
+  }
+};
+
+}  // namespace lossext

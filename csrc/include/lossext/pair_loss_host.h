@@ -10,7 +10,9 @@
 //    does (a 0-d weight of a 0-d input does not take part unless the loss is 0-d too);
 //  - soft_margin's target may broadcast to the input's shape but not enlarge it (as ATen);
 //  - integer/bool targets (and, per loss, inputs) are promoted as torch does; complex operands
-//    raise NotImplementedError (torch's l1 and soft_margin compute them: a documented deviation).
+//    raise NotImplementedError, except where the loss has a complex kernel (l1: complex input and/or
+//    target, real loss of the real value type, complex gradients; a complex weight still raises).
+//    torch's soft_margin computes complex operands too: a documented deviation.
 //  - hinge_embedding's input must be floating (torch computes integer inputs for 'none'/'sum').
 #pragma once
 
@@ -36,6 +38,8 @@ struct PairLossInfo {
                                           // else RuntimeError (l1, soft_margin)
   bool bool_target_ok = true;             // l1: torch's `input - target` rejects a bool target
   bool float_input = false;             // hinge_embedding: a floating input only
+  // The kernels for complex input/target (a ComplexPairLoss functor), or nullptr: NotImplementedError.
+  const Stub<PointwiseFn>* complex_stub = nullptr;
 };
 
 struct PairLossCall {

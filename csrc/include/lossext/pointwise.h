@@ -21,6 +21,18 @@
 // GPU cannot raise without a host sync, so the CUDA driver ignores `bad`: the functor itself must
 // give failing elements a defined device-side result (NaN, for instance) and say so.
 //
+// Optional complex operands (l1_loss), opt-in: a functor that declares
+// `static constexpr int kComponents = 2;` keeps kInputs/kGrads counting operands but reads and
+// writes two values per operand:
+//     V operator()(const V (&x)[2 * kInputs], V (&g)[2 * kGrads]) const;
+// x[2k] / x[2k + 1] are the real / imaginary part of operand k (a real operand's imaginary part is
+// 0; an absent one is 1 + 0i), g[2k] / g[2k + 1] are d loss / d re and d loss / d im of operand k
+// (torch's gradient of a real loss with respect to a complex tensor: re + i im). An operand or
+// output of a complex dtype (complex32/64/128: in_dtype / out_dtype) is read / written as its
+// (re, im) pairs, strides counted in complex elements; a real output takes g[2k] only (torch's
+// gradient of a real operand is the real part). The loss and grad_output stay real, `dtype` is the
+// real computation dtype. Functors without kComponents compile to the same loops as before.
+//
 // Modes:
 //   kForwardNone : out[0] = loss (elementwise)
 //   kForwardReduce: loss = scale * sum(loss);  grads (where grad_mask has bit k) = scale * g[k]
@@ -88,10 +100,32 @@ constexpr int pw_checks_v = PwChecks<F>::value;
 template <class F>
 constexpr int pw_bad_size_v = pw_checks_v<F> > 0 ? pw_checks_v<F> : 1;
 
+// F::kComponents (2: complex operands, see above), or 1.
+template <class F, class = void>
+struct PwComponents : std::integral_constant<int, 1> {};
+template <class F>
+struct PwComponents<F, std::void_t<decltype(F::kComponents)>> : std::integral_constant<int, F::kComponents> {};
+template <class F>
+constexpr int pw_components_v = PwComponents<F>::value;
+
+// The dtype of one component of an element of dtype st: a complex dtype's real part, else st.
+C10_HOST_DEVICE inline bool pw_is_complex(c10::ScalarType st) {
+  return st == c10::ScalarType::ComplexHalf || st == c10::ScalarType::ComplexFloat ||
+         st == c10::ScalarType::ComplexDouble;
+}
+C10_HOST_DEVICE inline c10::ScalarType pw_component_type(c10::ScalarType st) {
+  switch (st) {
+    case c10::ScalarType::ComplexHalf: return c10::ScalarType::Half;
+    case c10::ScalarType::ComplexFloat: return c10::ScalarType::Float;
+    case c10::ScalarType::ComplexDouble: return c10::ScalarType::Double;
+    default: return st;
+  }
+}
+
 // Calls the functor with or without the `bad` array, as it declares.
 template <class F, class V>
-C10_HOST_DEVICE inline V pw_eval(const F& f, const V (&x)[F::kInputs], V (&g)[F::kGrads],
-                                 V (&bad)[pw_bad_size_v<F>]) {
+C10_HOST_DEVICE inline V pw_eval(const F& f, const V (&x)[F::kInputs * pw_components_v<F>],
+                                 V (&g)[F::kGrads * pw_components_v<F>], V (&bad)[pw_bad_size_v<F>]) {
   if constexpr (pw_checks_v<F> > 0) {
     return f(x, g, bad);
   } else {

@@ -80,8 +80,12 @@ template <class F, class T, PwMode MODE>
 struct PointwiseLoop {
   using M = math_t<T>;
   using V = Vectorized<M>;
-  static constexpr int kIn = F::kInputs;
-  static constexpr int kG = F::kGrads;
+  // kC = 2 (complex operands, lossext/pointwise.h): each operand k is two "slots" (2k: real part,
+  // 2k + 1: imaginary part), read and written as real strided operands; kIn / kG count slots.
+  static constexpr int kC = pw_components_v<F>;
+  static constexpr int kSlots = kPwMaxOperands * kC;
+  static constexpr int kIn = F::kInputs * kC;
+  static constexpr int kG = F::kGrads * kC;
   static constexpr int kB = pw_bad_size_v<F>;
   // Domain checks are counted in the forward modes only (torch's backwards do not check either).
   static constexpr bool kCount = pw_checks_v<F> > 0 && MODE != PwMode::kBackwardNone;
@@ -93,13 +97,13 @@ struct PointwiseLoop {
   const PointwiseArgs& a;
   const F f;
   const M scale;
-  c10::ScalarType idt[kPwMaxOperands], odt[kPwMaxOperands];  // operand / output dtypes
-  int64_t isz[kPwMaxOperands], osz[kPwMaxOperands];          // their element sizes
+  c10::ScalarType idt[kSlots], odt[kSlots];  // operand / output dtypes (kC = 2: of a component)
+  int64_t isz[kSlots], osz[kSlots];          // their element sizes
 
   explicit PointwiseLoop(const PointwiseArgs& args) : a(args), f(args.params), scale(static_cast<M>(args.scale)) {
-    for (int k = 0; k < kPwMaxOperands; ++k) {
-      idt[k] = a.in_type(k);
-      odt[k] = a.out_type(k);
+    for (int k = 0; k < kSlots; ++k) {
+      idt[k] = kC == 2 ? pw_component_type(a.in_type(k / kC)) : a.in_type(k);
+      odt[k] = kC == 2 ? pw_component_type(a.out_type(k / kC)) : a.out_type(k);
       isz[k] = static_cast<int64_t>(c10::elementSize(idt[k]));
       osz[k] = static_cast<int64_t>(c10::elementSize(odt[k]));
     }
@@ -110,6 +114,13 @@ struct PointwiseLoop {
 
   // Operand / output base pointers (bytes) at the multi-index idx.
   void bases(const int64_t* idx, const char** ip, int64_t* is, char** op, int64_t* os) const {
+    if constexpr (kC == 2) {
+      complex_bases(idx, ip, is, op, os);
+    } else {
+      plain_bases(idx, ip, is, op, os);
+    }
+  }
+  void plain_bases(const int64_t* idx, const char** ip, int64_t* is, char** op, int64_t* os) const {
     const int nd = a.ndim;
     for (int k = 0; k < nin; ++k) {
       int64_t off = 0;
@@ -122,6 +133,31 @@ struct PointwiseLoop {
       for (int d = 0; d < nd; ++d) off += idx[d] * a.out_strides[k][d];
       op[k] = a.out[k] ? static_cast<char*>(a.out[k]) + off * osz[k] : nullptr;
       os[k] = a.out_strides[k][nd - 1];
+    }
+  }
+
+  // kC = 2: slot j is component j % 2 of operand j / 2. A complex operand's component is a real
+  // operand with twice its strides, offset by the component; a real operand's imaginary part (and
+  // an absent operand's) is a constant (nullptr, see run_segment), as is a real output's.
+  void complex_bases(const int64_t* idx, const char** ip, int64_t* is, char** op, int64_t* os) const {
+    const int nd = a.ndim;
+    for (int j = 0; j < nin; ++j) {
+      const int k = j / kC, c = j % kC;
+      const int64_t m = pw_is_complex(a.in_type(k)) ? 2 : 1;
+      int64_t off = 0;
+      for (int d = 0; d < nd; ++d) off += idx[d] * a.in_strides[k][d];
+      const bool here = a.in[k] != nullptr && c < m;
+      ip[j] = here ? static_cast<const char*>(a.in[k]) + (off * m + c) * isz[j] : nullptr;
+      is[j] = here ? a.in_strides[k][nd - 1] * m : 0;
+    }
+    for (int j = 0; j < nout; ++j) {
+      const int k = j / kC, c = j % kC;
+      const int64_t m = pw_is_complex(a.out_type(k)) ? 2 : 1;
+      int64_t off = 0;
+      for (int d = 0; d < nd; ++d) off += idx[d] * a.out_strides[k][d];
+      const bool here = a.out[k] != nullptr && c < m;
+      op[j] = here ? static_cast<char*>(a.out[k]) + (off * m + c) * osz[j] : nullptr;
+      os[j] = here ? a.out_strides[k][nd - 1] * m : 0;
     }
   }
 
@@ -138,10 +174,10 @@ struct PointwiseLoop {
     int64_t pos = begin;
     while (pos < end) {
       const int64_t len = std::min(a.sizes[nd - 1] - idx[nd - 1], end - pos);
-      const char* ip[kPwMaxOperands];
-      int64_t is[kPwMaxOperands];
-      char* op[kPwMaxOperands];
-      int64_t os[kPwMaxOperands];
+      const char* ip[kSlots];
+      int64_t is[kSlots];
+      char* op[kSlots];
+      int64_t os[kSlots];
       bases(idx, ip, is, op, os);
       total += run_segment(ip, is, op, os, len);
       pos += len;
@@ -167,8 +203,8 @@ struct PointwiseLoop {
     T* out = static_cast<T*>(a.out[0]);
     Partial total;
     for (int64_t r = r0; r < r1; ++r) {
-      const char* ip[kPwMaxOperands];
-      int64_t is[kPwMaxOperands];
+      const char* ip[kSlots];
+      int64_t is[kSlots];
       bases(idx, ip, is, nullptr, nullptr);
       const Partial p = run_segment(ip, is, nullptr, nullptr, len);
       int64_t off = 0;
@@ -185,14 +221,15 @@ struct PointwiseLoop {
 
   Partial run_segment(const char* const* ip, const int64_t* is, char* const* op, const int64_t* os,
                       int64_t len) const {
-    alignas(64) M inbuf[kPwMaxOperands][kPwTile];
-    alignas(64) M outbuf[kPwMaxOperands][kPwTile];
-    const M* src[kPwMaxOperands];
-    bool gather[kPwMaxOperands];
+    alignas(64) M inbuf[kSlots][kPwTile];
+    alignas(64) M outbuf[kSlots][kPwTile];
+    const M* src[kSlots];
+    bool gather[kSlots];
     for (int k = 0; k < nin; ++k) {
       gather[k] = false;
       if (ip[k] == nullptr || is[k] == 0) {  // constant over the run: fill once
-        const M v = ip[k] ? load_as<M>(ip[k], 0, idt[k]) : M(1);
+        // Absent: 1 (a missing weight); kC = 2: an imaginary part that is not stored is 0.
+        const M v = ip[k] ? load_as<M>(ip[k], 0, idt[k]) : M((kC == 2 && k % 2 == 1) ? 0 : 1);
         std::fill(inbuf[k], inbuf[k] + std::min(len, kPwTile), v);
         src[k] = inbuf[k];
       } else if (native_in(k) && is[k] == 1) {
@@ -202,12 +239,12 @@ struct PointwiseLoop {
         src[k] = inbuf[k];
       }
     }
-    bool direct[kPwMaxOperands];
+    bool direct[kSlots];
     for (int k = 0; k < nout; ++k) direct[k] = op[k] && native_out(k) && os[k] == 1;
     Partial total;
     for (int64_t t0 = 0; t0 < len; t0 += kPwTile) {
       const int64_t n = std::min(kPwTile, len - t0);
-      const M* s[kPwMaxOperands];
+      const M* s[kSlots];
       for (int k = 0; k < nin; ++k) {
         if (gather[k]) {
           gather_as<M>(ip[k] + t0 * is[k] * isz[k], idt[k], is[k], n, inbuf[k]);
@@ -216,7 +253,7 @@ struct PointwiseLoop {
           s[k] = (src[k] == inbuf[k]) ? inbuf[k] : src[k] + t0;
         }
       }
-      M* d[kPwMaxOperands];
+      M* d[kSlots];
       // An absent output is written to its scratch tile and dropped: no per-vector test.
       for (int k = 0; k < nout; ++k) d[k] = direct[k] ? reinterpret_cast<M*>(op[k]) + t0 : outbuf[k];
       total += tile(s, d, n);

@@ -11,6 +11,8 @@
 // Rows mode (per-row sums over the innermost dimension): a warp per row, or a whole block per row
 // when rows are long; lanes stride over the row, accumulate in double and meet in a fixed shuffle
 // tree (deterministic; no atomics).
+// Complex operands (a functor with kComponents = 2, lossext/pointwise.h) take the general path only,
+// each component loaded and stored as a real value (pointwise_complex_kernel); no rows mode.
 // Domain checks (lossext/pointwise.h) are not counted here: raising would need a host sync, so
 // the functor's own device-side result for failing elements (e.g. NaN) stands.
 #pragma once
@@ -200,6 +202,77 @@ pointwise_strided_kernel(const PointwiseArgs a, const F f, double* __restrict__ 
   }
 }
 
+// Component c of element i of operand k (an offset in complex elements when it is complex), in the
+// math type: a real operand's imaginary part is 0, an absent operand is 1 + 0i.
+template <class M>
+__device__ __forceinline__ M pw_load_component(const PointwiseArgs& a, int k, int64_t i, int c) {
+  if (a.in[k] == nullptr) return M(c == 0 ? 1 : 0);
+  const c10::ScalarType st = a.in_type(k);
+  if (pw_is_complex(st)) return load_as<M>(a.in[k], 2 * i + c, pw_component_type(st));
+  return c == 0 ? load_as<M>(a.in[k], i, st) : M(0);
+}
+// Element i of output k from its two components (a real output keeps the real one).
+template <class M>
+__device__ __forceinline__ void pw_store_components(const PointwiseArgs& a, int k, int64_t i, M re, M im) {
+  const c10::ScalarType st = a.out_type(k);
+  if (pw_is_complex(st)) {
+    store_as<M>(a.out[k], 2 * i, pw_component_type(st), re);
+    store_as<M>(a.out[k], 2 * i + 1, pw_component_type(st), im);
+  } else {
+    store_as<M>(a.out[k], i, st, re);
+  }
+}
+
+// kComponents = 2: the strided kernel over (re, im) components (the loss and grad_output are real).
+template <class F, class T, PwMode MODE>
+__global__ void __launch_bounds__(kPwThreads)
+pointwise_complex_kernel(const PointwiseArgs a, const F f, double* __restrict__ partials) {
+  using M = at::opmath_type<T>;
+  constexpr int kIn = F::kInputs, kG = F::kGrads;
+  constexpr int nin = MODE == PwMode::kBackwardNone ? kIn + 1 : kIn;
+  constexpr int nout = MODE == PwMode::kForwardNone ? 1 : kG;
+  const M scale = static_cast<M>(a.scale);
+  double acc = 0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.numel; i += stride) {
+    int64_t ioff[nin] = {};
+    int64_t ooff[nout] = {};
+    int64_t rem = i;
+    for (int d = a.ndim - 1; d >= 0; --d) {
+      const int64_t q = rem / a.sizes[d];
+      const int64_t id = rem - q * a.sizes[d];
+      rem = q;
+#pragma unroll
+      for (int k = 0; k < nin; ++k) ioff[k] += id * a.in_strides[k][d];
+#pragma unroll
+      for (int k = 0; k < nout; ++k) ooff[k] += id * a.out_strides[k][d];
+    }
+    M x[2 * kIn];
+    M g[2 * kG];
+    M bad[pw_bad_size_v<F>];
+#pragma unroll
+    for (int k = 0; k < kIn; ++k) {
+      x[2 * k] = pw_load_component<M>(a, k, ioff[k], 0);
+      x[2 * k + 1] = pw_load_component<M>(a, k, ioff[k], 1);
+    }
+    const M loss = pw_eval(f, x, g, bad);
+    if constexpr (MODE == PwMode::kForwardNone) {
+      store_as<M>(a.out[0], ooff[0], a.out_type(0), loss);
+    } else {
+      M s = scale;
+      if constexpr (MODE == PwMode::kForwardReduce) acc += static_cast<double>(loss);
+      if constexpr (MODE == PwMode::kBackwardNone) s = pw_load_component<M>(a, kIn, ioff[kIn], 0) * scale;
+#pragma unroll
+      for (int k = 0; k < kG; ++k)
+        if (a.out[k]) pw_store_components<M>(a, k, ooff[k], g[2 * k] * s, g[2 * k + 1] * s);
+    }
+  }
+  if constexpr (MODE == PwMode::kForwardReduce) {
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+  }
+}
+
 // kForwardRows: out[0][row] = scale * sum of the row's losses. A group of TPR consecutive threads
 // (32: a warp; kPwThreads: the block) owns a row at a time; `row` is the same for every thread of a
 // group, so each group runs its warp_sum / block_sum with all of its threads.
@@ -253,7 +326,9 @@ void pointwise_launch(const PointwiseArgs& a, const at::Tensor& partials, int64_
   const F f(a.params);
   auto stream = c10::cuda::getCurrentCUDAStream();
   double* part = MODE == PwMode::kForwardReduce ? partials.data_ptr<double>() : nullptr;
-  if (a.contiguous) {
+  if constexpr (pw_components_v<F> == 2) {
+    pointwise_complex_kernel<F, T, MODE><<<grid, kPwThreads, 0, stream>>>(a, f, part);
+  } else if (a.contiguous) {
     constexpr int VEC = 16 / sizeof(T);
     bool vec_ok = true;
     for (int k = 0; k < kPwMaxOperands; ++k) {  // only operands of dtype T are read in packs
@@ -287,19 +362,23 @@ void pointwise_cuda(const PointwiseArgs& a) {
         if (a.numel > 0) pointwise_launch<F, scalar_t, PwMode::kBackwardNone>(a, at::Tensor(), grid);
         break;
       case PwMode::kForwardRows: {
-        int64_t rows = 1;
-        for (int d = 0; d < a.ndim - 1; ++d) rows *= a.sizes[d];
-        if (rows == 0) break;
-        const F f(a.params);
-        auto stream = c10::cuda::getCurrentCUDAStream();
-        if (a.sizes[a.ndim - 1] >= 1024) {  // long rows: a block per row
-          const int64_t g = grid_for(rows, 1, kPwBlocksPerSm);
-          pointwise_rows_kernel<F, scalar_t, kPwThreads><<<g, kPwThreads, 0, stream>>>(a, f, rows);
-        } else {  // a warp per row
-          const int64_t g = grid_for(rows, kPwThreads / 32, kPwBlocksPerSm);
-          pointwise_rows_kernel<F, scalar_t, 32><<<g, kPwThreads, 0, stream>>>(a, f, rows);
+        if constexpr (pw_components_v<F> == 2) {
+          TORCH_CHECK(false, "lossext: per-row sums of complex operands are not supported");
+        } else {
+          int64_t rows = 1;
+          for (int d = 0; d < a.ndim - 1; ++d) rows *= a.sizes[d];
+          if (rows == 0) break;
+          const F f(a.params);
+          auto stream = c10::cuda::getCurrentCUDAStream();
+          if (a.sizes[a.ndim - 1] >= 1024) {  // long rows: a block per row
+            const int64_t g = grid_for(rows, 1, kPwBlocksPerSm);
+            pointwise_rows_kernel<F, scalar_t, kPwThreads><<<g, kPwThreads, 0, stream>>>(a, f, rows);
+          } else {  // a warp per row
+            const int64_t g = grid_for(rows, kPwThreads / 32, kPwBlocksPerSm);
+            pointwise_rows_kernel<F, scalar_t, 32><<<g, kPwThreads, 0, stream>>>(a, f, rows);
+          }
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
         }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
         break;
       }
       case PwMode::kForwardReduce: {
