@@ -196,11 +196,15 @@ def test_compile_fullgraph_complex():
     torch.testing.assert_close(g, gr)
 
 
-def test_create_graph_raises_for_complex_too():
-    x = torch.randn(3, dtype=torch.complex128, requires_grad=True)
-    with pytest.raises(RuntimeError):
-        (g,) = torch.autograd.grad(LF.l1_loss(x, torch.zeros(3, dtype=torch.complex128)), x, create_graph=True)
-        (g.abs() ** 2).sum().backward()
+def test_double_backward_is_torchs_for_complex_too():
+    t = torch.randn(3, dtype=torch.complex128)
+    res = []
+    for f in (LF.l1_loss, F.l1_loss):
+        x = torch.randn(3, dtype=torch.complex128, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        (g,) = torch.autograd.grad(f(x, t), x, create_graph=True)
+        (g.abs() ** 2 + (g * g.conj()).real * g.real).sum().backward()
+        res.append(x.grad)
+    torch.testing.assert_close(res[0], res[1])
 
 
 def test_errors_match_torch_types():
