@@ -11,7 +11,7 @@ collectives are torch.distributed's.
 
 Autograd: a Python autograd.Function per loss. The forward is three native ops with a process-group
 collective between them, which a C++ LOSSEXT_AUTOGRAD row (one op, no ProcessGroup argument) cannot
-express. The backward is first-order only: a second derivative raises (once_differentiable).
+express. The backward is first-order only: backward with create_graph=True raises.
 """
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def _gather_stats(stats: Tensor, group) -> Tensor:
     """(N, k) -> (P, N, k): every rank's statistics, in rank order (one all_gather)."""
     world, _ = _world(group)
     out = stats.new_empty((world * stats.shape[0], stats.shape[1]))
-    dist.all_gather_into_tensor(out, stats.contiguous(), group=group)
+    # all_gather_single is torch 2.13's name of all_gather_into_tensor (deprecated there).
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    gather(out, stats.contiguous(), group=group)
     return out.view(world, stats.shape[0], stats.shape[1])
 
 
@@ -127,6 +129,19 @@ def _local(t):
     return t
 
 
+def _first_order_only(name):
+    """The backward raises under create_graph=True: these losses have no second derivative, and a
+    first-order gradient detached from the graph would make a second one silently zero."""
+    def deco(backward):
+        def wrapped(ctx, *grads):
+            if torch.is_grad_enabled():
+                raise RuntimeError(f"lossext.distributed.{name}: double backward (create_graph=True) is not "
+                                   "implemented; the vocab-parallel losses are first-order only")
+            return backward(ctx, *grads)
+        return wrapped
+    return deco
+
+
 # ---- the logits version ----------------------------------------------------------------------------
 
 class _VocabParallelCE(torch.autograd.Function):
@@ -141,6 +156,7 @@ class _VocabParallelCE(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @_first_order_only("vocab_parallel_cross_entropy")
     @once_differentiable
     def backward(ctx, grad_output):
         logits, target, weight, saved, den = ctx.saved_tensors
@@ -215,6 +231,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @_first_order_only("vocab_parallel_linear_cross_entropy")
     @once_differentiable
     def backward(ctx, grad_output):
         input, w, target, bias, weight, saved, den = ctx.saved_tensors
