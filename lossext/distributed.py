@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ._C_loader import _C  # noqa: F401  (registers the ops)
-from ._common import reduction_enum
+from ._common import check_weight_not_differentiable, reduction_enum
 
 _ops = torch.ops.lossext
 
@@ -171,8 +171,7 @@ class _VocabParallelCE(torch.autograd.Function):
 def _check_common(fn, target, weight, reduction, label_smoothing):
     if target.is_floating_point():
         raise NotImplementedError(f"lossext {fn}: probability targets are not supported; pass global class indices")
-    if weight is not None and weight.requires_grad:
-        raise NotImplementedError(f"lossext {fn}: the class weight is not differentiable (as torch's cross_entropy)")
+    check_weight_not_differentiable(fn, weight)
     if not label_smoothing <= 1.0:
         raise RuntimeError(f"{fn}: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     return reduction_enum(reduction)

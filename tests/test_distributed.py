@@ -104,3 +104,33 @@ def test_compile_of_single_rank_losses_unaffected():
     ref.backward()
     torch.testing.assert_close(loss, ref)
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_two_slices_by_hand_half_types_and_layouts(dtype):
+    # The ops on two slices of one process (no process group), half types, a transposed (N, V) input
+    # (the driver's spatial layout), against torch in float32.
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(7, 9, generator=g) * 2).to(dtype)
+    t = torch.tensor([0, 8, 3, -100, 4, 2, 5])
+    w = (torch.rand(9, generator=g) + 0.5).to(dtype)
+    for layout in ("rows", "transposed"):
+        parts = [x[:, :4], x[:, 4:]]
+        if layout == "transposed":
+            parts = [p.t().contiguous().t() for p in parts]
+        for eps, wt, red in ((0.0, None, 1), (0.2, w, 1), (0.1, w, 0)):
+            st = torch.stack([OPS.vocab_parallel_cross_entropy_stats(p, t, o, wt, -100, eps)
+                              for p, o in zip(parts, (0, 4))])
+            assert st.dtype == torch.float32
+            loss, saved, den = OPS.vocab_parallel_cross_entropy_combine(st, t, wt, red, -100, eps, dtype)
+            go = torch.ones(loss.shape, dtype=dtype)
+            grads = [OPS.vocab_parallel_cross_entropy_backward(go, p, t, wt, o, red, -100, eps, saved, den)
+                     for p, o in zip(parts, (0, 4))]
+            xr = x.float().clone().requires_grad_()
+            ref = F.cross_entropy(xr, t, weight=None if wt is None else wt.float(), label_smoothing=eps,
+                                  reduction=["none", "mean", "sum"][red])
+            ref.backward(go.float())
+            tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-2, rtol=1e-2)
+            assert loss.dtype == dtype and grads[0].dtype == dtype
+            torch.testing.assert_close(loss.float(), ref.detach(), **tol)
+            torch.testing.assert_close(torch.cat(grads, 1).float(), xr.grad, **tol)
