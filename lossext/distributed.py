@@ -146,11 +146,11 @@ def _first_order_only(name):
 
 class _VocabParallelCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, weight, group, vocab_start, red, ii, eps):
+    def forward(ctx, logits, target, weight, group, vocab_start, red, ii, eps, loss_dtype):
         stats = _ops.vocab_parallel_cross_entropy_stats(logits, target, vocab_start, weight, ii, eps)
         gathered = _gather_stats(stats, group)
-        loss, saved, den = _ops.vocab_parallel_cross_entropy_combine(gathered, target, weight, red, ii, eps,
-                                                                      logits.dtype)
+        loss, saved, den = _ops.vocab_parallel_cross_entropy_combine(gathered, target, _as(weight, loss_dtype), red,
+                                                                      ii, eps, loss_dtype)
         ctx.save_for_backward(logits, target, weight, saved, den)
         ctx.args = (vocab_start, red, ii, eps)
         return loss
@@ -165,7 +165,21 @@ class _VocabParallelCE(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             g = _ops.vocab_parallel_cross_entropy_backward(grad_output, logits, target, weight, vocab_start, red, ii,
                                                            eps, saved, den)
-        return g, None, None, None, None, None, None, None
+        return g, None, None, None, None, None, None, None, None
+
+
+def _as(weight, dtype):
+    return weight if weight is None or weight.dtype == dtype else weight.to(dtype)
+
+
+def _autocast(t):
+    return t.is_floating_point() and torch.is_autocast_enabled(t.device.type)
+
+
+def _loss_dtype(t):
+    """torch's autocast runs cross_entropy in float32: under autocast the loss is float32 (the statistics
+    are float32 anyway), the gradient in the input's dtype as the cast's backward gives it."""
+    return torch.float32 if _autocast(t) and t.dtype in (torch.float16, torch.bfloat16) else t.dtype
 
 
 def _check_common(fn, target, weight, reduction, label_smoothing):
@@ -211,7 +225,7 @@ def vocab_parallel_cross_entropy(
     v_local = logits.shape[-1]
     start = _slice_start(vocab_start, v_local, group)
     loss = _VocabParallelCE.apply(logits.reshape(-1, v_local), target.reshape(-1), weight, group, start, red,
-                                  int(ignore_index), float(label_smoothing))
+                                  int(ignore_index), float(label_smoothing), _loss_dtype(logits))
     return loss.view(lead) if red == 0 else loss
 
 
@@ -219,12 +233,12 @@ def vocab_parallel_cross_entropy(
 
 class _VocabParallelLinearCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, w, target, bias, weight, group, vocab_start, red, ii, eps, chunk):
+    def forward(ctx, input, w, target, bias, weight, group, vocab_start, red, ii, eps, chunk, loss_dtype):
         stats = _ops.vocab_parallel_linear_cross_entropy_stats(input, w, target, bias, vocab_start, weight, ii, eps,
                                                                chunk)
         gathered = _gather_stats(stats, group)
-        loss, saved, den = _ops.vocab_parallel_cross_entropy_combine(gathered, target, weight, red, ii, eps,
-                                                                      input.dtype)
+        loss, saved, den = _ops.vocab_parallel_cross_entropy_combine(gathered, target, _as(weight, loss_dtype), red,
+                                                                      ii, eps, loss_dtype)
         ctx.save_for_backward(input, w, target, bias, weight, saved, den)
         ctx.args = (group, vocab_start, red, ii, eps, chunk)
         return loss
@@ -237,13 +251,13 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         group, vocab_start, red, ii, eps, chunk = ctx.args
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[3]]
         if not any(mask):
-            return (None,) * 11
+            return (None,) * 12
         dx, dw, db = _ops.vocab_parallel_linear_cross_entropy_backward(
             grad_output, input, w, target, bias, vocab_start, weight, red, ii, eps, chunk, saved, den, mask)
         if mask[0]:
             dist.all_reduce(dx, group=group)  # every rank's part of dx = dlogits W, summed over the vocabulary
         return (dx if mask[0] else None, dw if mask[1] else None, None, db if mask[2] else None,
-                None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -287,7 +301,14 @@ def vocab_parallel_linear_cross_entropy(
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"vocab_parallel_linear_cross_entropy: chunk_size must be >= 1, got {chunk_size}")
     start = _slice_start(vocab_start, weight_shard.shape[0], group)
+    loss_dtype = input.dtype
+    if _autocast(input):  # as torch's linear under autocast: the matmuls in the autocast dtype, the loss float32
+        dt = torch.get_autocast_dtype(input.device.type)
+        input, weight_shard = input.to(dt), weight_shard.to(dt)
+        linear_bias_shard = None if linear_bias_shard is None else linear_bias_shard.to(dt)
+        weight = _as(weight, dt)
+        loss_dtype = torch.float32
     loss = _VocabParallelLinearCE.apply(input.reshape(-1, input.shape[-1]), weight_shard, target.reshape(-1),
                                         linear_bias_shard, weight, group, start, red, int(ignore_index),
-                                        float(label_smoothing), int(chunk_size or 0))
+                                        float(label_smoothing), int(chunk_size or 0), loss_dtype)
     return loss.view(lead) if red == 0 else loss

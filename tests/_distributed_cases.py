@@ -27,7 +27,11 @@ def _worker(rank, world, port, case, kwargs, queue):
     try:
         torch.set_num_threads(1)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        backend = "gloo"
+        if kwargs.get("device") == "cuda":  # one GPU per rank, NCCL
+            torch.cuda.set_device(rank)
+            backend = "nccl"
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
         try:
             out = CASES[case](rank, world, **kwargs)
         finally:
@@ -95,7 +99,7 @@ def _slices(world, V, uneven):
 
 def _same_on_all_ranks(t):
     """The loss's bits agree on every rank (an extra all_gather, outside the code under test)."""
-    t = t.detach().float().reshape(-1).contiguous()
+    t = t.detach().float().reshape(-1).contiguous()  # (on the backend's device)
     out = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(out, t)
     for o in out:
@@ -113,7 +117,7 @@ def _options(weight):
 
 # ---- cases -----------------------------------------------------------------------------------------
 
-def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
+def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16"), device="cpu"):
     """Every reduction x weight x smoothing, ignore_index rows and an all-ignored batch, float32 and
     bfloat16, a (B, T, V) input: loss equal to torch's and lossext's, same bits on every rank,
     gradient equal to torch's on the slice."""
@@ -131,11 +135,12 @@ def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
         target = torch.randint(0, V, (N,), generator=g)
         target[::5] = -100
         weight = torch.rand(V, generator=g).to(dtype) + 0.1
+        full, target, weight = full.to(device), target.to(device), weight.to(device)
         for opts, all_ignored in itertools.product(list(_options(weight)), (False, True)):
             t = torch.full_like(target, -100) if all_ignored else target
             xl = full[:, start:start + vl].clone().requires_grad_()
             loss = ld.vocab_parallel_cross_entropy(xl, t, vocab_start=start if uneven else None, **opts)
-            go = torch.rand(loss.shape, generator=g).to(dtype) if opts["reduction"] == "none" else None
+            go = torch.rand(loss.shape, generator=g).to(dtype).to(device) if opts["reduction"] == "none" else None
             loss.backward(go)
             _same_on_all_ranks(loss)
             xr = full.float().clone().requires_grad_()
@@ -149,7 +154,7 @@ def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
             torch.testing.assert_close(loss.float(), ref, equal_nan=True, **_tol(dtype), msg=ctx)
             torch.testing.assert_close(xl.grad.float(), xr.grad[:, start:start + vl], equal_nan=True, **_tol(dtype),
                                        msg=ctx)
-            if dtype == torch.float32 and not all_ignored:  # the single-process lossext loss
+            if dtype == torch.float32 and not all_ignored and device == "cpu":  # the single-process lossext loss
                 one = lossext.functional.cross_entropy(full, t, weight=opts["weight"], reduction=opts["reduction"],
                                                        label_smoothing=opts["label_smoothing"])
                 torch.testing.assert_close(loss, one, atol=1e-6, rtol=1e-6, msg=ctx)
@@ -158,8 +163,8 @@ def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
     g = torch.Generator().manual_seed(7)
     V = 37 if uneven else 13 * world
     start, vl = _slices(world, V, uneven)[rank]
-    full = torch.randn(2, 5, V, generator=g)
-    t = torch.randint(0, V, (2, 5), generator=g)
+    full = torch.randn(2, 5, V, generator=g).to(device)
+    t = torch.randint(0, V, (2, 5), generator=g).to(device)
     xl = full[..., start:start + vl].clone().requires_grad_()
     loss = ld.vocab_parallel_cross_entropy(xl, t, vocab_start=start if uneven else None, reduction="none")
     assert loss.shape == (2, 5)
@@ -167,7 +172,7 @@ def case_logits(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
     return checked
 
 
-def case_linear(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
+def case_linear(rank, world, uneven=False, dtypes=("float32", "bfloat16"), device="cpu"):
     """The linear version against torch's linear + cross_entropy: loss, dx (all-reduced), the shard's
     dW and db, chunked (chunk_size 5 over 17 tokens) and not."""
     import lossext.distributed as ld
@@ -185,13 +190,14 @@ def case_linear(rank, world, uneven=False, dtypes=("float32", "bfloat16")):
         target = torch.randint(0, V, (N,), generator=g)
         target[3] = -100
         weight = (torch.rand(V, generator=g) + 0.1).to(dtype)
+        x, W, b, target, weight = (u.to(device) for u in (x, W, b, target, weight))
         for opts, chunk, bias in itertools.product(list(_options(weight)), (5, None), (True, False)):
             xi = x.clone().requires_grad_()
             wl = W[start:start + vl].clone().requires_grad_()
             bl = b[start:start + vl].clone().requires_grad_() if bias else None
             loss = ld.vocab_parallel_linear_cross_entropy(xi, wl, target, linear_bias_shard=bl, chunk_size=chunk,
                                                           vocab_start=start if uneven else None, **opts)
-            go = torch.rand(loss.shape, generator=g).to(dtype) if opts["reduction"] == "none" else None
+            go = torch.rand(loss.shape, generator=g).to(dtype).to(device) if opts["reduction"] == "none" else None
             loss.backward(go)
             _same_on_all_ranks(loss)
             xr, Wr = x.float().clone().requires_grad_(), W.float().clone().requires_grad_()
@@ -320,13 +326,43 @@ def case_errors(rank, world):
     return out
 
 
-def case_match(rank, world, uneven=False):
-    return case_logits(rank, world, uneven=uneven), case_linear(rank, world, uneven=uneven)
+def case_autocast(rank, world):
+    """Under CPU autocast (bfloat16) the loss is float32 and equals torch's autocast result."""
+    import lossext.distributed as ld
+
+    g = torch.Generator().manual_seed(11)
+    V = 6 * world
+    full = torch.randn(8, V, generator=g).bfloat16()
+    t = torch.randint(0, V, (8,), generator=g)
+    w = torch.rand(V, generator=g).bfloat16() + 0.5
+    xl = full[:, rank * 6:(rank + 1) * 6].clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = ld.vocab_parallel_cross_entropy(xl, t, weight=w, label_smoothing=0.1)
+        xr = full.clone().requires_grad_()
+        ref = F.cross_entropy(xr, t, weight=w, label_smoothing=0.1)
+    assert loss.dtype == ref.dtype == torch.float32, (loss.dtype, ref.dtype)
+    torch.testing.assert_close(loss, ref, atol=1e-5, rtol=1e-5)
+    loss.backward()
+    ref.backward()
+    assert xl.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(xl.grad, xr.grad[:, rank * 6:(rank + 1) * 6], atol=1e-2, rtol=1e-2)
+    H = 4
+    inp, W = torch.randn(8, H, generator=g), torch.randn(V, H, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = ld.vocab_parallel_linear_cross_entropy(inp, W[rank * 6:(rank + 1) * 6], t)
+        ref = F.cross_entropy(F.linear(inp, W), t)
+    assert loss.dtype == ref.dtype == torch.float32, (loss.dtype, ref.dtype)
+    torch.testing.assert_close(loss, ref, atol=2e-2, rtol=2e-2)
+    return True
+
+
+def case_match(rank, world, uneven=False, device="cpu"):
+    return case_logits(rank, world, uneven=uneven, device=device), case_linear(rank, world, uneven=uneven, device=device)
 
 
 def case_misc(rank, world):
     return {"counting": case_counting(rank, world), "dtensor": case_dtensor(rank, world),
-            "errors": case_errors(rank, world)}
+            "errors": case_errors(rank, world), "autocast": case_autocast(rank, world)}
 
 
 CASES = {

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import lossext.functional as LF
 from _distributed_cases import spawn
-from harness import opcheck
+from harness import DEVICES, opcheck
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
@@ -23,6 +23,14 @@ def test_logits_and_linear_match_torch(world, uneven):
     assert all(c == checked[0] and min(c) > 0 for c in checked)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+                    reason="NCCL needs two CUDA devices (gloo's CUDA all_gather is not relied on)")
+def test_nccl_logits_and_linear_match_torch():
+    checked = spawn("match", 2, timeout=300, device="cuda")
+    assert all(c == checked[0] and min(c) > 0 for c in checked)
+
+
 def test_one_collective_per_forward_dtensor_and_errors():
     for res in spawn("misc", 2):
         out = res["counting"]
@@ -32,7 +40,7 @@ def test_one_collective_per_forward_dtensor_and_errors():
         assert len(out["linear_forward"]) == 1 and out["linear_forward"][0] in gather, out
         assert out["linear_backward"] == ["all_reduce"], out
         assert out["double_backward"] is not None and "double backward" in out["double_backward"], out
-        assert res["dtensor"] is True
+        assert res["dtensor"] is True and res["autocast"] is True
         out = res["errors"]
         assert out["too_large"] is not None and "out of bounds" in out["too_large"], out
         assert out["negative"] is not None and "out of bounds" in out["negative"], out
@@ -106,14 +114,15 @@ def test_compile_of_single_rank_losses_unaffected():
     torch.testing.assert_close(x.grad, xr.grad)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
-def test_two_slices_by_hand_half_types_and_layouts(dtype):
+def test_two_slices_by_hand_half_types_and_layouts(dtype, device):
     # The ops on two slices of one process (no process group), half types, a transposed (N, V) input
     # (the driver's spatial layout), against torch in float32.
     g = torch.Generator().manual_seed(3)
-    x = (torch.randn(7, 9, generator=g) * 2).to(dtype)
-    t = torch.tensor([0, 8, 3, -100, 4, 2, 5])
-    w = (torch.rand(9, generator=g) + 0.5).to(dtype)
+    x = (torch.randn(7, 9, generator=g) * 2).to(dtype).to(device)
+    t = torch.tensor([0, 8, 3, -100, 4, 2, 5], device=device)
+    w = (torch.rand(9, generator=g) + 0.5).to(dtype).to(device)
     for layout in ("rows", "transposed"):
         parts = [x[:, :4], x[:, 4:]]
         if layout == "transposed":
@@ -123,7 +132,7 @@ def test_two_slices_by_hand_half_types_and_layouts(dtype):
                               for p, o in zip(parts, (0, 4))])
             assert st.dtype == torch.float32
             loss, saved, den = OPS.vocab_parallel_cross_entropy_combine(st, t, wt, red, -100, eps, dtype)
-            go = torch.ones(loss.shape, dtype=dtype)
+            go = torch.ones(loss.shape, dtype=dtype, device=device)
             grads = [OPS.vocab_parallel_cross_entropy_backward(go, p, t, wt, o, red, -100, eps, saved, den)
                      for p, o in zip(parts, (0, 4))]
             xr = x.float().clone().requires_grad_()
