@@ -2,13 +2,15 @@
 // across P processes; rank r holds the slice [o_r, o_r + V_r) of every row. Three native steps
 // around one collective (lossext/distributed.py):
 //   1. stats (per rank, the row-wise driver's forward with VocabStatsRow, a pass 1 of cross_entropy):
-//      per row m_r = max x_c, z_r = sum exp(x_c - m_r), x_t and hit = 1 if t is in the slice (else 0),
-//      and with smoothing S_r = sum w_c (x_c - m_r) and W_r = sum w_c over the slice: [N, k] math type
+//      per row m_r = max x_c, z_r = sum exp(x_c - m_r) with its sign bit set when the target t is in
+//      the slice (z_r >= 0 always, so the bit is free: -0.0 too), x_t (0 if t is not in the slice),
+//      and with smoothing S_r = sum w_c (x_c - m_r) and W_r = sum w_c over the slice: [N, k] math
+//      type, k = 3 (5 with smoothing): Megatron's 3 numbers per row, in one collective
 //   2. all_gather of the [N, k] statistics: [P, N, k], the same bytes on every rank
 //   3. combine (per rank, identical): M = max_r m_r, Z = sum_r z_r exp(m_r - M), lse = M + log Z, in
 //      rank order (so every rank computes the same bits), and cross_entropy's loss
 //        loss = (1-eps) w_t (lse - x_t) + (eps/V) sum_r [W_r (lse - m_r) - S_r]
-//      with x_t = sum_r x_t,r (one rank holds it: hit sums to 1, else the target is invalid).
+//      with x_t = sum_r x_t,r (one rank holds it: exactly one sign bit set, else the target is invalid).
 // The backward (per rank, no communication): the row-wise driver's backward with VocabGradRow, whose
 // coefficients come from the combined (M, log Z, w_t, eps/V, eps W/V): cross_entropy's gradient
 //   dL/dx_c = r [ ((1-eps) w_t + (eps/V) W) p_c - (eps/V) w_c - (1-eps) w_t [c == t] ],  p_c = exp(x_c - lse),
@@ -20,11 +22,13 @@
 #include <losses/cross_entropy.h>
 
 #include <cstdint>
+#include <cstring>
+#include <limits>
 
 namespace lossext {
 
 // Per-row statistics of step 1, and of the combined problem kept for the backward.
-inline int64_t vpce_stats_count(bool smoothing) { return smoothing ? 6 : 4; }
+inline int64_t vpce_stats_count(bool smoothing) { return smoothing ? 5 : 3; }
 constexpr int64_t kVpceSaved = 5;  // M, log Z, w_t, eps / V, eps W / V
 
 // Step 1: cross_entropy's pass 1 (online max and sum of exponentials, the smoothing sums relative
@@ -33,7 +37,7 @@ template <class M, int K>
 struct VocabStatsRow : CrossEntropyRow<M, K> {
   using Base = CrossEntropyRow<M, K>;
   using Base::Base;
-  static constexpr int kSaved = Base::kLin ? 6 : 4;
+  static constexpr int kSaved = Base::kLin ? 5 : 3;
 
   C10_HOST_DEVICE M finish(const M (&s)[Base::kStats], const RowSample<M>& smp, M (&k)[Base::kCoefs],
                            M* saved) const {
@@ -41,13 +45,12 @@ struct VocabStatsRow : CrossEntropyRow<M, K> {
     const M m = s[Base::kM];
     const bool hit = smp.t >= 0;  // the target is in this slice (RowwiseArgs::class_slice)
     saved[0] = m;
-    saved[1] = s[Base::kZ];
+    saved[1] = hit ? -s[Base::kZ] : s[Base::kZ];  // IEEE negation: the sign bit, also of 0 and NaN
     saved[2] = hit ? smp.xt : M(0);
-    saved[3] = hit ? M(1) : M(0);
     if constexpr (Base::kLin) {
       // sum w_c (x_c - m) = sum w_c (x_c - x0) - W (m - x0): relative to the slice's own max.
-      saved[4] = s[Base::kSX] - this->W * (m - s[Base::kRef]);
-      saved[5] = this->W;
+      saved[3] = s[Base::kSX] - this->W * (m - s[Base::kRef]);
+      saved[4] = this->W;
     }
     return M(0);
   }
@@ -101,6 +104,20 @@ struct VpceCombineArgs {
 using VpceCombineFn = void (*)(const VpceCombineArgs& a, const char* op);
 LOSSEXT_DECLARE_STUB(vpce_combine_stub, VpceCombineFn);
 
+// The sign bit of v (set for -0.0 and negative NaNs too): step 1's "the target is in my slice".
+template <class M>
+C10_HOST_DEVICE inline bool vpce_sign_bit(M v) {
+  if constexpr (sizeof(M) == 4) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return (u >> 31) != 0;
+  } else {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return (u >> 63) != 0;
+  }
+}
+
 // One row of step 3 (CPU and CUDA). Returns the row's loss; writes its saved statistics and its
 // weight in the denominator; `bad`: 0 fine, 1 no rank holds the target (out of bounds), 2 several do.
 template <class M, class T>
@@ -111,20 +128,21 @@ C10_HOST_DEVICE inline M vpce_combine_row(const VpceCombineArgs& a, int64_t n, M
   bad = 0;
   for (int q = 0; q < kVpceSaved; ++q) saved[q] = M(0);
   if (t == a.ignore_index) return M(0);
-  M mx = st[n * a.k], hits = M(0), xt = M(0);
+  M mx = st[n * a.k], xt = M(0);
+  int64_t hits = 0;
   for (int64_t r = 0; r < a.P; ++r) {
     const M* s = st + (r * a.N + n) * a.k;
     mx = nan_max(mx, s[0]);
-    hits += s[3];
+    hits += vpce_sign_bit(s[1]) ? 1 : 0;
     xt += s[2];  // zero on every rank but the target's
   }
   M z = M(0);
   for (int64_t r = 0; r < a.P; ++r) {
     const M* s = st + (r * a.N + n) * a.k;
-    z += s[1] * vm::exp(s[0] - mx);
+    z += vm::abs(s[1]) * vm::exp(s[0] - mx);
   }
-  if (t < 0 || hits != M(1) || (a.weight && t >= a.V)) {
-    bad = hits > M(1) ? 2 : 1;
+  if (t < 0 || hits != 1 || (a.weight && t >= a.V)) {
+    bad = hits > 1 ? 2 : 1;
     const M nan = std::numeric_limits<M>::quiet_NaN();
     saved[0] = nan;
     return nan;
@@ -138,8 +156,8 @@ C10_HOST_DEVICE inline M vpce_combine_row(const VpceCombineArgs& a, int64_t n, M
     M lin = M(0), W = M(0);
     for (int64_t r = 0; r < a.P; ++r) {
       const M* s = st + (r * a.N + n) * a.k;
-      lin += s[5] * ((mx - s[0]) + lz) - s[4];
-      W += s[5];
+      lin += s[4] * ((mx - s[0]) + lz) - s[3];
+      W += s[4];
     }
     es = eps / (a.weight ? static_cast<M>(a.V) : W);
     esW = es * W;

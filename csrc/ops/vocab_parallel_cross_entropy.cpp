@@ -161,7 +161,7 @@ Tensor backward(const Tensor& grad_output, const Tensor& logits, const Tensor& t
 }  // namespace lossext::ops
 
 TORCH_LIBRARY_FRAGMENT(lossext, m) {
-  // The rank's per-row statistics of its vocabulary slice: (N, k) math type, k = 4 (6 with smoothing).
+  // The rank's per-row statistics of its vocabulary slice: (N, k) math type, k = 3 (5 with smoothing).
   m.def("vocab_parallel_cross_entropy_stats(Tensor logits, Tensor target, int vocab_start, Tensor? weight, "
         "int ignore_index, float label_smoothing) -> Tensor");
   // The loss from the gathered (P, N, k) statistics, the combined per-row statistics of the backward
