@@ -1,6 +1,6 @@
 """lossext: torch.nn's losses as hand-written native CPU and CUDA kernels (torch.ops.lossext.*)."""
 from ._C_loader import _C  # noqa: F401  (must come first: loads and registers the ops)
-from . import functional, nn  # noqa: E402
+from . import distributed, functional, nn  # noqa: E402
 from ._registry import SPECS  # noqa: E402
 from ._patch import is_patched, patch, patched, unpatch  # noqa: E402,F401
 
@@ -21,4 +21,4 @@ def built_isas() -> list:
     return torch.ops.lossext.built_isas().split(",")
 
 
-__all__ = ["functional", "nn", "cpu_isa", "built_isas", "SPECS", "__version__"]
+__all__ = ["distributed", "functional", "nn", "cpu_isa", "built_isas", "SPECS", "__version__"]

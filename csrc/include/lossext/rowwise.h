@@ -118,6 +118,14 @@ struct RowwiseArgs {
   // chunked loss: linear_cross_entropy runs its chunks of logits one call each), on the input's
   // device; nullptr: the driver's own pre-pass over these rows. Used for the mean loss and for r.
   const double* mean_denominator = nullptr;
+  // A vocabulary slice (opt-in; vocab-parallel cross-entropy): the input's C classes are the global
+  // classes [class_offset, class_offset + C) of a problem split across processes, and the class
+  // targets hold global indices. A target in the slice maps to its local column; one outside it
+  // keeps its row active (the row's softmax still has a gradient here) with no [c == t] column
+  // (ClassSample::cls = -1). Only a negative target is invalid locally: the caller checks that
+  // exactly one slice holds each target. The class weights (weight) are the slice's.
+  bool class_slice = false;
+  int64_t class_offset = 0;
 
   void* loss = nullptr;          // forward. None: (N, S) contiguous; Mean/Sum: 0-d. dtype
   void* saved = nullptr;         // forward writes, backward reads: (N, S, kSaved) contiguous, math type
@@ -186,6 +194,11 @@ C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, in
   if (!a.target) return {-1, true, false};
   const int64_t t = class_at(a, n, s);
   const bool ignored = a.use_ignore_index && t == a.ignore_index;
+  if (a.class_slice) {
+    if (ignored || t < 0) return {t, false, !ignored};
+    const int64_t local = t - a.class_offset;
+    return {(local >= 0 && local < a.C) ? local : -1, true, false};
+  }
   const bool invalid = !ignored && (t < 0 || t >= a.C);
   return {t, !ignored && !invalid, invalid};
 }

@@ -99,6 +99,9 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
       }
     } else {
       f.resume(saved + row * F::kSaved, smp, k);
+      // An in-place backward (linear_cross_entropy's chunks): every thread has read x_t (row_sample)
+      // before the thread owning column t overwrites it in pass 2.
+      if (aliased) group_sync<kGroup>();
     }
     if (g || gy || gz) {  // pass 2
       for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
