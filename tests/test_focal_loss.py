@@ -216,6 +216,20 @@ def test_sigmoid_index_errors():
         LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 0]), normalizer=torch.tensor(2.0, requires_grad=True))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only: the device cannot raise without a host sync")
+def test_sigmoid_index_out_of_range_is_nan_on_cuda():
+    x = torch.randn(4, 3, device="cuda", requires_grad=True)
+    t = torch.tensor([0, 5, 3, -100], device="cuda")  # 5: out of range (3 is background, -100 ignored)
+    loss = LF.sigmoid_focal_loss(x, t)
+    g, = torch.autograd.grad(loss.sum(), x)
+    assert torch.isnan(loss[1]).all() and torch.isnan(g[1]).all()
+    ok = [0, 2, 3]
+    ref = ref_sigmoid_index(x.detach().double().cpu()[ok], t.cpu()[ok])
+    assert_close(loss.detach()[ok].cpu(), ref.float(), torch.float32)
+    m = LF.sigmoid_focal_loss(x, t, reduction="mean")  # NaN, with no host sync
+    assert torch.isnan(m)
+
+
 def test_sigmoid_index_gradcheck_opcheck_compile_module():
     x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)  # class dim 1, target (5, 3)
     t = _index_targets((5, 3), 4, "cpu")

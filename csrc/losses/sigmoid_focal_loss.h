@@ -103,9 +103,9 @@ struct SigmoidFocalIndexOp {
   static constexpr int kInputs = 6, kGrads = 1;
   SigmoidFocalMath m;
   double ignore_index, classes;
-  bool has_nrm, mean;
+  bool has_nrm, mean, invalid;  // invalid: an index may be out of range (CUDA; the CPU raised before)
   explicit C10_HOST_DEVICE SigmoidFocalIndexOp(const double* p)
-      : m(p[0], p[1]), ignore_index(p[2]), classes(p[3]), has_nrm(p[4] != 0), mean(p[5] != 0) {}
+      : m(p[0], p[1]), ignore_index(p[2]), classes(p[3]), has_nrm(p[4] != 0), mean(p[5] != 0), invalid(p[6] != 0) {}
 
   template <class V>
   C10_HOST_DEVICE V operator()(const V (&in)[6], V (&g)[1]) const {
@@ -113,13 +113,13 @@ struct SigmoidFocalIndexOp {
     const V y = vm::where(t == in[2], one, zero);  // [t == c]; t == C (background) matches no class
     V k = has_nrm ? in[3] / in[4] : in[3];          // w_c / nrm
     if (mean) k = k / (in[5] * V(classes));         // / (kept rows x C)
-    const V bad = vm::where((t < zero) | (t > V(classes)), V(std::numeric_limits<double>::quiet_NaN()), zero);
+    const V dead = zero * k;  // an ignored element: 0, or NaN when the mean's count is 0 (0 / 0)
+    if (invalid) k = k + vm::where((t < zero) | (t > V(classes)), V(std::numeric_limits<double>::quiet_NaN()), zero);
     const auto ignored = t == V(ignore_index);
     V gx, unused;
     const V l = m.eval<false>(in[0], y, gx, unused);
-    const V dead = zero * k;  // 0, or NaN when the mean's count is 0
-    g[0] = vm::where(ignored, dead, k * gx + bad);
-    return vm::where(ignored, dead, k * l + bad);
+    g[0] = vm::where(ignored, dead, k * gx);
+    return vm::where(ignored, dead, k * l);
   }
 };
 

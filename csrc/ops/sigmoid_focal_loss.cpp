@@ -134,7 +134,7 @@ PointwiseCall sigmoid_focal_loss_index_call(const Tensor& input, const Tensor& t
           // The mean's count is the den operand (an empty input keeps Mean: 0 / 0, NaN as torch's mean)
           .reduction = red == Reduction::Mean && input.numel() > 0 ? Reduction::Sum : red,
           .params = {alpha, gamma, static_cast<double>(ignore_index), static_cast<double>(C),
-                     nrm.defined() ? 1.0 : 0.0, red == Reduction::Mean ? 1.0 : 0.0},
+                     nrm.defined() ? 1.0 : 0.0, red == Reduction::Mean ? 1.0 : 0.0, input.is_cpu() ? 0.0 : 1.0},
           .integral_ok = true};
 }
 
