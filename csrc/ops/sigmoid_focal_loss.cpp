@@ -126,7 +126,11 @@ PointwiseCall sigmoid_focal_loss_index_call(const Tensor& input, const Tensor& t
     if (red == Reduction::Mean) den = d.select(0, 0);
   }
   const Tensor nrm = normalizer_view(normalizer, input);
-  const Tensor classes = along(at::arange(C, input.options().dtype(at::kLong)), cd, input.dim());
+  // The element's class, in the math dtype (exact below 2^24 classes): read in place by the CPU
+  // loop for float32/float64 inputs, with no per-tile conversion.
+  const at::ScalarType cdt = input.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(C < (int64_t{1} << 24), kOp, ": class-index targets support fewer than 2^24 classes, got ", C);
+  const Tensor classes = along(at::arange(C, input.options().dtype(cdt)), cd, input.dim());
   return {.op = kOp,
           .stub = &sigmoid_focal_loss_index_stub,
           .inputs = {input, target.unsqueeze(cd), classes, w, nrm, den},
