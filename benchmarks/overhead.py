@@ -46,6 +46,19 @@ def cases():
         "nll_loss": (xc, tc),
         "multilabel_soft_margin_loss": (torch.randn(64, 100, generator=g),
                                         (torch.rand(64, 100, generator=g) > 0.5).float()),
+        "smooth_l1_loss": (x, y),
+        "soft_margin_loss": (x, torch.sign(y - 0.5)),
+        "poisson_nll_loss": (x, y),
+        "gaussian_nll_loss": (x, y, torch.rand(64, generator=g) + 0.5),
+        "hinge_embedding_loss": (x, torch.sign(y - 0.5)),
+        "margin_ranking_loss": (x, y, torch.sign(y - 0.5)),
+        "multi_margin_loss": (torch.randn(64, 10, generator=g), torch.randint(0, 10, (64,), generator=g)),
+        "multilabel_margin_loss": (torch.randn(64, 10, generator=g), torch.randint(-1, 10, (64, 10), generator=g)),
+        "cosine_embedding_loss": (torch.randn(64, 16, generator=g), torch.randn(64, 16, generator=g),
+                                  torch.sign(y - 0.5)),
+        "triplet_margin_loss": tuple(torch.randn(64, 16, generator=g) for _ in range(3)),
+        "ctc_loss": (torch.randn(20, 4, 8, generator=g).log_softmax(2), torch.randint(1, 8, (4, 6), generator=g),
+                     torch.full((4,), 20), torch.full((4,), 6)),
     }
 
 

@@ -22,7 +22,8 @@ def run(name, *args, diff=(0,), **kw):
         leaves = [a.detach().clone().requires_grad_(i in diff) if a.is_floating_point() else a for i, a in enumerate(args)]
         out = getattr(LF, name)(*leaves, reduction=red, **kw)
         out.backward(torch.randn_like(out) if go == "randn" else torch.ones_like(out))
-    torch.cuda.synchronize()
+    if dev == "cuda":
+        torch.cuda.synchronize()
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -86,6 +87,9 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
         tl[: n // 3] = -100
         run("linear_cross_entropy", xl, wl, tl, diff=(0, 1), chunk_size=3, linear_bias=torch.randn(1000, device=dev, dtype=dt),
             weight=torch.rand(1000, device=dev, dtype=dt), label_smoothing=0.1)
+        for red in ("none", "mean", "sum"):  # the logging statistics (lossext::linear_cross_entropy_stats)
+            LF.linear_cross_entropy(xl, wl, tl, weight=torch.rand(1000, device=dev, dtype=dt), z_loss=0.1,
+                                    reduction=red, return_z_loss=True, return_lse=True)
     run("linear_cross_entropy", torch.randn(5, 8, device=dev, dtype=dt), torch.randn(7, 3, 8, device=dev, dtype=dt),
         torch.randint(0, 7, (5, 3), device=dev), diff=(0, 1), chunk_size=2)
     # The focal losses: the sigmoid form (pointwise), the softmax form (row-wise; garbage label: NaN on CUDA).

@@ -39,7 +39,8 @@ def linear_cross_entropy(
     z_loss: float = 0.0,
     softcap: Optional[float] = None,
     return_lse: bool = False,
-) -> Tensor:
+    return_z_loss: bool = False,
+):
     """torch.nn.functional.linear_cross_entropy (torch 2.13), computed chunk by chunk of tokens:
     logits = input @ linear_weight.T + linear_bias are never materialised beyond one chunk, and the
     gradients of input, linear_weight and linear_bias are written in the forward (mean/sum).
@@ -50,13 +51,18 @@ def linear_cross_entropy(
     `z_loss`: each non-ignored token adds
     z_loss * w_t * logsumexp(logits)^2 (w_t: its class weight, 1 unweighted; probability targets:
     1), reduced like the cross-entropy. `softcap`: the logits become softcap * tanh(logits / softcap)
-    (Gemma) before the cross-entropy. `options` is accepted and ignored (one warning). `return_lse`
-    is not implemented yet (NotImplementedError). The class weight and the target are not differentiable.
+    (Gemma) before the cross-entropy. `options` is accepted and ignored (one warning).
+
+    For logging, `return_z_loss=True` also returns the z-loss part of the loss (reduced like the
+    loss; per token for 'none') and `return_lse=True` the per-token log-sum-exp of the (softcapped)
+    logits, shaped as the 'none' loss (0 for ignored tokens), both in float32 (float64 for float64
+    inputs): `(loss, z_loss)`, `(loss, lse)` or `(loss, z_loss, lse)`. They come from the statistics
+    the forward keeps anyway (no extra pass over the logits) and are not differentiable (returned
+    with requires_grad=False): a differentiable log-sum-exp penalty is `z_loss=`. The class weight
+    and the target are not differentiable.
     """
     if softcap is not None and not softcap > 0:
         raise ValueError(f"linear_cross_entropy: softcap must be > 0, got {softcap}")
-    if return_lse:
-        raise NotImplementedError("lossext linear_cross_entropy: return_lse is not implemented yet")
     if options is not None:
         _warn_options()
     r = reduction_enum(reduction)
@@ -85,9 +91,16 @@ def linear_cross_entropy(
         row = math.prod(linear_weight.shape[:-1]) * input.element_size()
         cs = max(1, int(memory_budget) // max(1, row))
     with torch.autocast(input.device.type, enabled=False) if autocast else _null():
-        loss = _call("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
-                     float(label_smoothing), float(z_loss), float(softcap or 0.0), cs, grad_mask(input, linear_weight, linear_bias))[0]
-    return loss.float() if autocast else loss
+        out = _call("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
+                    float(label_smoothing), float(z_loss), float(softcap or 0.0), cs, grad_mask(input, linear_weight, linear_bias))
+        loss = out[0].float() if autocast else out[0]
+        if not (return_lse or return_z_loss):
+            return loss
+        # Logging outputs from the forward's saved (m, log z) per token (csrc/ops/linear_cross_entropy_stats.cpp).
+        lse, zl = torch.ops.lossext.linear_cross_entropy_stats.default(out[4], target, weight, r, ii, float(z_loss))
+    shape = (*input.shape[:-1], *linear_weight.shape[1:-1])
+    extras = (zl.view(shape) if r == 0 else zl,) if return_z_loss else ()
+    return (loss, *extras, lse.view(shape)) if return_lse else (loss, *extras)
 
 
 class _null:

@@ -157,6 +157,12 @@ def _lce_aux(a):
     return [x.new_empty((n * s, 3 if prob else 2), dtype=_math_dtype(x.dtype))]
 
 
+@torch.library.register_fake("lossext::linear_cross_entropy_stats")
+def _lce_stats_fake(saved, target, weight, reduction, ignore_index, z_loss):
+    n = saved.shape[0]
+    return saved.new_empty((n,)), saved.new_empty((n,) if reduction == 0 else ())
+
+
 def _sigmoid_focal_index_loss(a):
     """sigmoid_focal_loss with class-index targets: elementwise, of the input's shape."""
     return torch.empty_like(a["input"], dtype=_promoted([a["input"], a["weight"]]))

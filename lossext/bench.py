@@ -3,6 +3,7 @@
     python -m lossext.bench                 # CPU (and CUDA when present), small + large sizes
     python -m lossext.bench --quick         # small sizes only
     python -m lossext.bench --only cross_entropy,mse_loss --device cuda --out report.md
+    python -m lossext.bench --plot bench.png  # also a figure (needs matplotlib: lossext[plot])
 
 For each case it prints the parity (max error of lossext and of torch eager against a float64
 reference, for the loss and every gradient) and the median time of the forward and of
@@ -457,6 +458,7 @@ def main(argv=None):
     ap.add_argument("--out", default="", help="also write the report as markdown to this file")
     ap.add_argument("--best", action="store_true", help="report the best (minimum) time of the repetitions, "
                     "not the median (a machine shared with other jobs)")
+    ap.add_argument("--plot", default="", help="also draw the speedups and bandwidth into this image (matplotlib)")
     a = ap.parse_args(argv)
     global _STAT
     _STAT = min if a.best else statistics.median
@@ -473,6 +475,10 @@ def main(argv=None):
         with open(a.out, "w") as f:
             f.write("# lossext benchmark\n\n```\n" + header(bw) + "\n```\n\n" + table(rows, markdown=True) + "\n")
         print(f"written {a.out}")
+    if a.plot:
+        from ._bench_plot import plot
+        plot(rows, a.plot, header(bw).splitlines()[0])
+        print(f"written {a.plot}")
 
 
 if __name__ == "__main__":

@@ -194,15 +194,31 @@ class TripletMarginWithDistanceLoss(torch.nn.TripletMarginWithDistanceLoss):
 
 
 class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
-    __doc__ = torch.nn.LinearCrossEntropyLoss.__doc__
+    """torch.nn.LinearCrossEntropyLoss (same constructor, parameters and state_dict), fused by
+    lossext.functional.linear_cross_entropy. lossext's extras are keyword-only constructor arguments,
+    off by default: z_loss, softcap, chunk_size, memory_budget, return_z_loss, return_lse (see the
+    functional; with a return_* flag, forward returns a tuple)."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    _EXTRAS = dict(z_loss=0.0, softcap=None, chunk_size=None, memory_budget=None, return_z_loss=False,
+                   return_lse=False)
+
+    def __init__(self, *args, z_loss: float = 0.0, softcap=None, chunk_size=None, memory_budget=None,
+                 return_z_loss: bool = False, return_lse: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.z_loss, self.softcap, self.chunk_size, self.memory_budget = z_loss, softcap, chunk_size, memory_budget
+        self.return_z_loss, self.return_lse = return_z_loss, return_lse
+
+    def extra_repr(self) -> str:
+        extras = [f"{k}={getattr(self, k)!r}" for k, d in self._EXTRAS.items() if getattr(self, k) != d]
+        return ", ".join([super().extra_repr(), *extras]).strip(", ")
+
+    def forward(self, input: Tensor, target: Tensor):
         lw = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
         lb = (self.linear.bias.reshape((self.num_classes, *self.out_features))
               if self.linear.bias is not None else None)
         return LF.linear_cross_entropy(input, lw, target, linear_bias=lb, weight=self.weight, reduction=self.reduction,
                                        ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-                                       options=self.options)
+                                       options=self.options, **{k: getattr(self, k) for k in self._EXTRAS})
 
 
 class SigmoidFocalLoss(torch.nn.Module):

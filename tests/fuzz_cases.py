@@ -371,6 +371,39 @@ def _ctc(rng):
     return case
 
 
+def _linear_ce(rng):
+    """linear_cross_entropy within torch's accepted shapes: (H) or (N, H) input, a (C, H) or K-dim
+    (C, d, H) head, class or probability targets, bias, class weight, ignore_index, smoothing."""
+    case = common(rng, "linear_cross_entropy", ("input", "linear_weight", "target"),
+                  ("input", "linear_weight", "linear_bias"))
+    n, h, c = rng.choice([0, 1, 2, 5]), rng.choice([1, 3, 8]), rng.choice([1, 2, 5])
+    k = (rng.choice([1, 2, 3]),) if rng.random() < 0.15 else ()
+    unbatched = not k and rng.random() < 0.15
+    case.args.append(layout(rng, real(rng), (h,) if unbatched else (n, h), case.dtype, case.notes))
+    case.args.append(layout(rng, real(rng, rng.choice([0.3, 1.0])), (c, *k, h), case.dtype, case.notes))
+    seed = torch.Generator().manual_seed(rng.getrandbits(31))
+    if rng.random() < 0.25:  # probabilities over the class dimension
+        shp = (c,) if unbatched else (n, c, *k)
+        case.args.append(layout(rng, unit(rng, 0.0), shp, case.dtype, case.notes).softmax(0 if unbatched else 1))
+        case.notes.append("prob")
+    else:
+        case.args.append(torch.randint(0, c, () if unbatched else (n, *k), generator=seed))
+    if rng.random() < 0.4:
+        case.kwargs["linear_bias"] = layout(rng, real(rng), (c, *k), case.dtype, case.notes)
+    if rng.random() < 0.3:
+        case.kwargs["weight"] = layout(rng, weights(rng), (c,), case.dtype, case.notes)
+    if rng.random() < 0.3:
+        case.kwargs["ignore_index"] = rng.choice([0, -100, 1])
+    if rng.random() < 0.3:
+        case.kwargs["label_smoothing"] = rng.choice([0.1, 0.5, 1.0])
+    reduction(rng, case)
+    if "prob" in case.notes and "ignore_index" in case.kwargs:  # already a bad argument: one per case
+        case.kwargs["reduction"] = "mean"
+    else:
+        maybe_bad_dtype(rng, case, 1)
+    return case
+
+
 GENERATORS = {
     "binary_cross_entropy_with_logits": _bce_with_logits,
     "binary_cross_entropy": _bce,
@@ -393,6 +426,7 @@ GENERATORS = {
     "cosine_embedding_loss": _cosine_embedding,
     "triplet_margin_loss": _triplet,
     "ctc_loss": _ctc,
+    "linear_cross_entropy": _linear_ce,
 }
 
 
@@ -419,6 +453,29 @@ def _torch_nonfinite_lossext_finite(c, w):
 def _unscaled_gradient_overflow(c, w):
     m = re.search(r"grad \w+: at \d+: lossext (\S+), torch (\S+),", w)
     return bool(m) and math.isinf(float(m.group(1))) and abs(float(m.group(2))) > 1e30
+
+
+def _no_worse_than_torch(w):
+    """A value/grad mismatch where torch is off its float64 result by more than 1 (absolute, the half
+    types' cancellation), and lossext is no further off than torch."""
+    m = re.search(r"at \d+: lossext (\S+), torch (\S+), torch float64 (\S+)", w)
+    if not m:
+        return False
+    a, t, e = (float(g.rstrip(",")) for g in m.groups())
+    return all(map(math.isfinite, (a, t, e))) and abs(t - e) > 1 and abs(a - e) <= abs(t - e)
+
+
+def _lce_ignored_nonfinite(c):
+    """Some token that linear_cross_entropy ignores has a non-finite logit."""
+    x, w, t = c.args[:3]
+    if "ignore_index" not in c.kwargs or t.is_floating_point() or not x.is_floating_point():
+        return False
+    b = c.kwargs.get("linear_bias")
+    w3 = w.double().reshape(w.shape[0], -1, w.shape[-1])  # (C, S, H)
+    logits = torch.einsum("nh,csh->nsc", x.double().reshape(-1, x.shape[-1]), w3)
+    logits = logits + (b.double().reshape(b.shape[0], -1).t() if b is not None else 0)  # (N, S, C)
+    ignored = (t == c.kwargs["ignore_index"]).reshape(logits.shape[:-1])
+    return bool((~logits.isfinite()).any(-1)[ignored].any())
 
 
 DEVIATIONS = [
@@ -453,6 +510,14 @@ DEVIATIONS = [
               "with non-finite logits (torch: NaN, from log_softmax's backward)",
               lambda c, w: "ignore_index" in c.kwargs and re.search(r"grad input: at \d+: lossext 0\.0, torch nan", w)
               is not None),
+    Deviation(("linear_cross_entropy",), "README, where torch itself fails: an ignored token's logits "
+              "gradient is 0 even where its logits are not finite (torch: NaN, spread by the matmuls into dx/dW)",
+              lambda c, w: re.search(r"grad \w+: at \d+: lossext [-\d]\S*, torch nan", w) is not None
+              and _lce_ignored_nonfinite(c)),
+    Deviation(("linear_cross_entropy",), "rounding: in float16/bfloat16, dx = dlogits W and dW = dlogits^T x "
+              "of half-rounded logits gradients cancel; where torch's own half result is off float64 by more "
+              "than the tolerance, lossext is only asked to be no further off than torch",
+              lambda c, w: c.dtype in (torch.float16, torch.bfloat16) and _no_worse_than_torch(w)),
     Deviation(("multi_margin_loss", "multilabel_margin_loss", "ctc_loss"), "README, where torch itself fails: float16/bfloat16 on the CPU (torch "
               "has no kernel; lossext computes, or raises the error of a bad argument)",
               lambda c, w: "exception: torch NotImplementedError" in w and c.dtype in (torch.float16, torch.bfloat16)),

@@ -217,9 +217,6 @@ def test_errors():
         LF.linear_cross_entropy(x, w.double(), t)
     with pytest.raises(RuntimeError, match="not differentiable"):
         LF.linear_cross_entropy(x, w, t, weight=torch.rand(5, requires_grad=True))
-    for extra in (dict(return_lse=True),):
-        with pytest.raises(NotImplementedError):
-            LF.linear_cross_entropy(x, w, t, **extra)
 
 
 def test_options_warns_once():

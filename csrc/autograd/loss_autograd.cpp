@@ -179,12 +179,14 @@ variable_list LossBackward::apply(variable_list&& grads) {
   const bool create_graph = c10::GradMode::is_enabled();
   std::vector<bool> want(k);
   for (size_t i = 0; i < k; ++i) want[i] = needs[i] && task_should_compute_output(slot[i]);
-  variable_list vals;
-  for (auto& v : saved) vals.push_back(v.unpack());
   size_t n_scaled = 0;
   for (size_t i = 0; i < k; ++i) n_scaled += scale && needs[i];
+  const bool scaling = scale && !(create_graph && e->row.composite);
+  // Unpack (and version-check) only what this path reads: the scaled gradients, or everything.
+  variable_list vals;
+  for (size_t j = 0; j < (scaling ? n_scaled : saved.size()); ++j) vals.push_back(saved[j].unpack());
 
-  if (scale && !(create_graph && e->row.composite)) {
+  if (scaling) {
     // The forward's gradients times grad_output.
     const bool may_in_place = !create_graph && g.dim() == 0 && plain(g) && !c10::impl::dispatch_mode_enabled() &&
                               !torch::autograd::get_current_graph_task_keep_graph();

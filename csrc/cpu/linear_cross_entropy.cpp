@@ -1,6 +1,7 @@
 // linear_cross_entropy's CPU helpers (losses/linear_cross_entropy.h): the mean's denominator over the
 // whole target (the row-wise driver's own pre-pass, which also validates the targets) and the
-// float32 accumulation of half-type gradients across chunks. The row math runs in cross_entropy's
+// float32 accumulation of half-type gradients across chunks, the softcap and the logging statistics
+// (lse, z-loss). The row math runs in cross_entropy's
 // kernels (csrc/cpu/cross_entropy.cpp).
 #include <lossext/cpu/reduce.h>
 #include <lossext/cpu/rowwise_prepass.h>
@@ -75,9 +76,43 @@ void lce_softcap_cpu(const LceCapArgs& a) {
   LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lce_softcap_cpu", [&] { softcap_typed<scalar_t>(a); });
 }
 
+
+// The tokens' statistics (lce_token_stats); sums in double, in chunk order (the same bits for any
+// thread count).
+template <class T>
+void stats_typed(const LceStatsArgs& a) {
+  using M = math_t<T>;
+  M* lse = static_cast<M*>(a.lse);
+  M* zl = static_cast<M*>(a.zl);
+  const bool none = a.reduction == Reduction::None;
+  const Sums<2> s = chunked_reduce<Sums<2>>(a.n, 1 << 14, [&](int64_t b, int64_t e) {
+    Sums<2> part;
+    for (int64_t i = b; i < e; ++i) {
+      if (a.target && a.weight) {
+        const int64_t t = a.target[i];
+        TORCH_CHECK_INDEX(t == a.ignore_index || (t >= 0 && t < a.C), "linear_cross_entropy_stats: target ", t,
+                          " is out of bounds (", a.C, " classes).");
+      }
+      M l, zt, wt;
+      lce_token_stats<T>(a, i, l, zt, wt);
+      lse[i] = l;
+      if (none) zl[i] = zt;
+      part.v[0] += static_cast<double>(zt);
+      part.v[1] += static_cast<double>(wt);
+    }
+    return part;
+  });
+  if (!none) *zl = static_cast<M>(a.reduction == Reduction::Mean ? s.v[0] / s.v[1] : s.v[0]);
+}
+
+void lce_stats_cpu(const LceStatsArgs& a) {
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lce_stats_cpu", [&] { stats_typed<scalar_t>(a); });
+}
+
 }  // namespace
 }  // namespace lossext::CPU_CAPABILITY
 
 LOSSEXT_REGISTER_CPU(lossext::lce_denominator_stub, &lossext::CPU_CAPABILITY::lce_denominator_cpu);
 LOSSEXT_REGISTER_CPU(lossext::lce_accumulate_stub, &lossext::CPU_CAPABILITY::lce_accumulate_cpu);
 LOSSEXT_REGISTER_CPU(lossext::lce_softcap_stub, &lossext::CPU_CAPABILITY::lce_softcap_cpu);
+LOSSEXT_REGISTER_CPU(lossext::lce_stats_stub, &lossext::CPU_CAPABILITY::lce_stats_cpu);

@@ -1,5 +1,6 @@
 // linear_cross_entropy's CUDA helpers (losses/linear_cross_entropy.h): the mean's denominator (the
-// row-wise driver's device pre-pass: no host sync) and the float32 accumulation of half gradients.
+// row-wise driver's device pre-pass: no host sync), the float32 accumulation of half gradients, the
+// softcap, and the logging statistics (lse, z-loss).
 #include <lossext/cuda/rowwise.cuh>
 #include <lossext/cuda/utils.cuh>
 #include <losses/linear_cross_entropy.h>
@@ -70,9 +71,41 @@ void lce_softcap_cuda(const LceCapArgs& a) {
   });
 }
 
+
+// One block strides over the tokens (lce_token_stats; coalesced writes; the tokens are few next to
+// the logits) and sums in double with a fixed tree: deterministic, no second pass, no host sync.
+template <class T>
+__global__ void stats_kernel(const LceStatsArgs a) {
+  using M = at::opmath_type<T>;
+  M* lse = static_cast<M*>(a.lse);
+  M* zl = static_cast<M*>(a.zl);
+  const bool none = a.reduction == Reduction::None;
+  double zs = 0, ws = 0;
+  for (int64_t i = threadIdx.x; i < a.n; i += blockDim.x) {
+    M l, zt, wt;
+    lce_token_stats<T>(a, i, l, zt, wt);
+    lse[i] = l;
+    if (none) zl[i] = zt;
+    zs += static_cast<double>(zt);
+    ws += static_cast<double>(wt);
+  }
+  zs = block_sum(zs);
+  ws = block_sum(ws);
+  if (threadIdx.x == 0 && !none) *zl = static_cast<M>(a.reduction == Reduction::Mean ? zs / ws : zs);
+}
+
+void lce_stats_cuda(const LceStatsArgs& a) {
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "lce_stats_cuda", [&] {
+    stats_kernel<scalar_t><<<1, 512, 0, stream>>>(a);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
 }  // namespace
 }  // namespace lossext::cuda
 
 LOSSEXT_REGISTER_CUDA(lossext::lce_denominator_stub, &lossext::cuda::lce_denominator_cuda);
 LOSSEXT_REGISTER_CUDA(lossext::lce_accumulate_stub, &lossext::cuda::lce_accumulate_cuda);
 LOSSEXT_REGISTER_CUDA(lossext::lce_softcap_stub, &lossext::cuda::lce_softcap_cuda);
+LOSSEXT_REGISTER_CUDA(lossext::lce_stats_stub, &lossext::cuda::lce_stats_cuda);
