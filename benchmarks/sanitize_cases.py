@@ -96,6 +96,15 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
     fx = torch.randn(37, 11, device=dev, dtype=dt)
     run("sigmoid_focal_loss", fx, (torch.rand(37, 11, device=dev) < 0.2).to(dt), diff=(0, 1))
     run("sigmoid_focal_loss", fx, torch.rand(37, 11, device=dev).to(dt), gamma=0.5)
+    # Class-index targets (background 11, ignored, on CUDA an out-of-range index: a NaN row), class dim
+    # last and class dim 1, with a per-class weight and a device normalizer.
+    fi = torch.randint(0, 12, (37,), device=dev)
+    fi[0], fi[1] = -100, 11
+    if dev == "cuda":
+        fi[2] = 11 + 5
+    run("sigmoid_focal_loss", fx, fi, weight=torch.rand(11, device=dev, dtype=dt), normalizer=torch.tensor(5, device=dev))
+    run("sigmoid_focal_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 6, (2, 3, 4), device=dev),
+        gamma=0.5, normalizer=torch.tensor(3.0, device=dev))
     ft = torch.randint(0, 11, (37,), device=dev)
     ft[0] = -100
     run("focal_loss", fx, ft, alpha=torch.rand(11, device=dev, dtype=dt), weight=torch.rand(11, device=dev, dtype=dt))

@@ -46,6 +46,26 @@ def focal_cases(Case, _randn, _g):
             return [x, t], {"reduction": "sum"}, (0,)
         return make
 
+    def sig_index(shape):
+        # RetinaNet's head: ~1% of the anchors positive, the rest background (index C). lossext gets
+        # the indices; torchvision's formula the float one-hot a user builds from them (outside the
+        # timing). Args: x, indices, one-hot; each side reads only its own target.
+        def make(device, dtype, g):
+            n, c = shape
+            x = _randn(shape, device, dtype, g, 2.0)
+            cls = torch.randint(0, c, (n,), device=device, generator=g)
+            cls[torch.rand(n, device=device, generator=g) > 0.01] = c
+            t = F.one_hot(cls, c + 1)[:, :c].to(dtype)
+            return [x, cls, t], {"reduction": "sum"}, (0,)
+        return make
+
+    def ours_index(x, cls, onehot, **kw):
+        from . import functional as LF
+        return LF.sigmoid_focal_loss(x, cls, **kw)
+
+    def tv_onehot(x, cls, onehot, **kw):
+        return tv_sigmoid_focal_loss(x, onehot, **kw)
+
     def soft(shape):
         def make(device, dtype, g):
             x = _randn(shape, device, dtype, g, 2.0)
@@ -58,6 +78,8 @@ def focal_cases(Case, _randn, _g):
     cs.append(Case("sigmoid_focal_loss", "16M", sig((1 << 18, 64), False), large=True, torch_fn=tv))
     cs.append(Case("sigmoid_focal_loss", "RetinaNet 100000x80 one-hot", sig((100000, 80), True), large=True,
                    torch_fn=tv))
+    cs.append(Case("sigmoid_focal_loss", "RetinaNet 100000x80 class-index", sig_index((100000, 80)), large=True,
+                   torch_fn=tv_onehot, ours_fn=ours_index))
     cs.append(Case("focal_loss", "8x19x64x64", soft((8, 19, 64, 64)), torch_fn=composite_focal_loss))
     cs.append(Case("focal_loss", "8x19x512x512", soft((8, 19, 512, 512)), large=True, torch_fn=composite_focal_loss))
     return cs

@@ -13,6 +13,17 @@ from ._registry import call as _call
 _RED = {"none": 0, "mean": 1, "sum": 2}
 
 
+def _check_normalizer(name: str, normalizer) -> None:
+    if normalizer is None:
+        return
+    if not isinstance(normalizer, Tensor):
+        raise TypeError(f"{name}: normalizer must be a Tensor (a one-element tensor, e.g. the number of "
+                        f"positives), got {type(normalizer).__name__}")
+    if normalizer.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"The function '{name}' is not differentiable with respect to argument 'normalizer'. "
+                           "This input cannot have requires_grad True.")
+
+
 def sigmoid_focal_loss(
     inputs: Tensor,
     targets: Tensor,
@@ -22,26 +33,39 @@ def sigmoid_focal_loss(
     *,
     weight: Optional[Tensor] = None,
     normalizer: Optional[Tensor] = None,
+    ignore_index: int = -100,
 ) -> Tensor:
     """torchvision.ops.sigmoid_focal_loss, computed in one native pass (value and gradient):
     loss = a_t (1 - p_t)^gamma BCE_with_logits(inputs, targets), p = sigmoid(inputs),
-    p_t = p t + (1 - p)(1 - t), a_t = alpha t + (1 - alpha)(1 - t) (no weighting for alpha < 0);
-    'mean' averages over every element. Float targets of the inputs' shape; both are
-    differentiable, as in torchvision's composite. `weight` (lossext only, keyword): a weight that
-    broadcasts to the inputs (a per-class (C,) weight on the last dimension), not differentiable."""
+    p_t = p t + (1 - p)(1 - t), a_t = alpha t + (1 - alpha)(1 - t) (no weighting for alpha < 0).
+
+    Float targets of the inputs' shape: torchvision's semantics exactly ('mean' averages over every
+    element; targets are differentiable, as in torchvision's composite).
+
+    Class-index targets (an int64 tensor of shape inputs.shape[:-1], or (N, d1..dk) for an
+    (N, C, d1..dk) input: class dim 1; the last dim wins where both shapes match): the loss of the
+    one-hot of each index, computed without a one-hot tensor. Index C is background (all
+    negatives), `ignore_index` rows contribute nothing, 'mean' divides by the number of elements of
+    the rows kept (rows x C; NaN when every row is ignored). CPU: an index outside [0, C] raises
+    IndexError; CUDA (no host sync): that row's loss and gradient are NaN.
+
+    Keyword-only (lossext): `weight`, not differentiable: a per-class (C,) weight (for float targets,
+    any weight that broadcasts to the inputs); `normalizer`, a one-element tensor (e.g. the number of
+    positives, on the device) the loss is divided by on the device, without a host sync: the reduced
+    loss for 'mean'/'sum', every element for 'none'. It is not differentiable (raises if it
+    requires grad). `ignore_index` applies to class-index targets only."""
     r = _RED.get(reduction)
     if r is None:  # torchvision's error and message
         raise ValueError(f"Invalid Value for arg 'reduction': '{reduction} \n "
                          "Supported reduction modes: 'none', 'mean', 'sum'")
     if gamma < 0:
         raise ValueError(f"sigmoid_focal_loss: gamma must be >= 0, got {gamma}")
-    if not targets.is_floating_point():
-        raise NotImplementedError("sigmoid_focal_loss: class-index (integer) targets are not implemented yet; "
-                                  "pass the float one-hot targets of the inputs' shape")
-    if normalizer is not None:
-        raise NotImplementedError("sigmoid_focal_loss: normalizer is not implemented yet")
     check_weight_not_differentiable("sigmoid_focal_loss", weight)
-    return _call("sigmoid_focal_loss", inputs, targets, weight, float(alpha), float(gamma), r,
+    _check_normalizer("sigmoid_focal_loss", normalizer)
+    if not targets.is_floating_point():
+        return _call("sigmoid_focal_loss_index", inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
+                     int(ignore_index), grad_mask(inputs))[0]
+    return _call("sigmoid_focal_loss", inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
                  grad_mask(inputs, targets))[0]
 
 

@@ -163,6 +163,11 @@ def _lce_stats_fake(saved, target, weight, reduction, ignore_index, z_loss):
     return saved.new_empty((n,)), saved.new_empty((n,) if reduction == 0 else ())
 
 
+def _sigmoid_focal_index_loss(a):
+    """sigmoid_focal_loss with class-index targets: elementwise, of the input's shape."""
+    return torch.empty_like(a["input"], dtype=_promoted([a["input"], a["weight"]]))
+
+
 def _focal_aux(a):
     """focal_loss's saved (m, log z) per sample (csrc/losses/focal_loss.h), in the math dtype."""
     s = _rowwise_samples(a, _math_dtype(a["input"].dtype))
@@ -223,6 +228,8 @@ SPECS = [
              aux=_lce_aux, operands=("input",), autocast=(None, None)),
     LossSpec("hinge_embedding_loss", diff=("input",), operands=("input", "target"), loss_dtype=lambda a: a["input"].dtype),
     LossSpec("sigmoid_focal_loss", diff=("input", "target"), operands=("input", "target", "weight")),
+    LossSpec("sigmoid_focal_loss_index", diff=("input",), none_loss=_sigmoid_focal_index_loss,
+             operands=("input", "weight"), loss_dtype=lambda a: _promoted([a["input"], a["weight"]])),
     LossSpec("focal_loss", diff=("input",), none_loss=_rowwise_none_loss, aux=_focal_aux,
              operands=("input", "target", "weight")),
 ]

@@ -5,6 +5,8 @@ isinstance checks keep working); only forward runs lossext's kernels.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -221,18 +223,27 @@ class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
 
 class SigmoidFocalLoss(torch.nn.Module):
     """lossext.functional.sigmoid_focal_loss as a module (torchvision's semantics; reduction
-    'none' by default, as torchvision's function)."""
+    'none' by default, as torchvision's function). Float or class-index targets; `weight` and a
+    fixed `normalizer` are buffers; forward(inputs, targets, normalizer=None) takes a per-step
+    normalizer (e.g. the batch's number of positives), which replaces the buffer."""
 
-    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none", *, weight=None) -> None:
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none", *, weight=None,
+                 normalizer=None, ignore_index: int = -100) -> None:
         super().__init__()
-        self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
+        self.alpha, self.gamma, self.reduction, self.ignore_index = alpha, gamma, reduction, ignore_index
         self.register_buffer("weight", weight)
+        self.register_buffer("normalizer", normalizer)
 
-    def forward(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        return LF.sigmoid_focal_loss(inputs, targets, self.alpha, self.gamma, self.reduction, weight=self.weight)
+    def forward(self, inputs: Tensor, targets: Tensor, normalizer: Optional[Tensor] = None) -> Tensor:
+        return LF.sigmoid_focal_loss(inputs, targets, self.alpha, self.gamma, self.reduction, weight=self.weight,
+                                     normalizer=self.normalizer if normalizer is None else normalizer,
+                                     ignore_index=self.ignore_index)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+        s = f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+        if self.ignore_index != -100:
+            s += f", ignore_index={self.ignore_index}"
+        return s
 
 
 class FocalLoss(torch.nn.Module):

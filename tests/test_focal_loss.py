@@ -74,14 +74,16 @@ def test_sigmoid_errors():
         LF.sigmoid_focal_loss(x, t, gamma=-1.0)
     with pytest.raises(ValueError, match="must be the same as input size"):
         LF.sigmoid_focal_loss(x, t[:, :3])
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError):  # an integer input, as torch's kernels
         LF.sigmoid_focal_loss(x.long(), t)
-    with pytest.raises(NotImplementedError):
-        LF.sigmoid_focal_loss(x, t.argmax(1))  # class-index targets: not implemented yet
-    with pytest.raises(NotImplementedError):
-        LF.sigmoid_focal_loss(x, t, normalizer=torch.tensor(2.0))
     with pytest.raises(RuntimeError, match="not differentiable"):
         LF.sigmoid_focal_loss(x, t, weight=torch.ones(4, requires_grad=True))
+    with pytest.raises(RuntimeError, match="not differentiable.*normalizer"):
+        LF.sigmoid_focal_loss(x, t, normalizer=torch.tensor(2.0, requires_grad=True))
+    with pytest.raises(RuntimeError, match="one element"):
+        LF.sigmoid_focal_loss(x, t, normalizer=torch.ones(2))
+    with pytest.raises(TypeError):
+        LF.sigmoid_focal_loss(x, t, normalizer=2.0)
 
 
 def test_sigmoid_gradcheck_opcheck_compile():
@@ -91,7 +93,9 @@ def test_sigmoid_gradcheck_opcheck_compile():
         assert torch.autograd.gradcheck(lambda x, t: LF.sigmoid_focal_loss(x, t, 0.3, gamma, "sum"), (x, t))
         assert torch.autograd.gradcheck(lambda x, t: LF.sigmoid_focal_loss(x, t, -1, gamma, "none"), (x, t))
     for r in (0, 1, 2):
-        opcheck(OPS.sigmoid_focal_loss, (x, t, None, 0.25, 2.0, r, [True, True]))
+        opcheck(OPS.sigmoid_focal_loss, (x, t, None, None, 0.25, 2.0, r, [True, True]))
+        opcheck(OPS.sigmoid_focal_loss, (x, t, None, torch.tensor(3.0, dtype=torch.float64), 0.25, 2.0, r,
+                                         [True, True]))
     f = torch.compile(lambda x, t: LF.sigmoid_focal_loss(x, t, 0.25, 2.0, "mean"), fullgraph=True)
     out = f(x, t)
     g = torch.autograd.grad(out, x)[0]
@@ -100,6 +104,163 @@ def test_sigmoid_gradcheck_opcheck_compile():
     assert_close(g, torch.autograd.grad(tv_sigmoid_focal_loss(xr, t.detach(), reduction="mean"), xr)[0], torch.float64)
     assert torch.autograd.gradgradcheck(lambda a: LF.sigmoid_focal_loss(a, t.detach(), reduction="sum"),
                                         [x.detach().clone().requires_grad_()])
+
+
+# ---- sigmoid form: normalizer, class-index targets ---------------------------------------------------
+
+def ref_sigmoid_index(x, t, alpha=0.25, gamma=2.0, reduction="none", weight=None, normalizer=None, ignore_index=-100):
+    """float64 composite: torchvision's formula on the one-hot built here (index C: background),
+    ignored rows zeroed, mean over the elements of the rows kept, then / normalizer."""
+    cd = x.dim() - 1 if t.shape == x.shape[:-1] else 1
+    C = x.shape[cd]
+    keep = t != ignore_index
+    onehot = F.one_hot(torch.where(keep, t, C), C + 1)[..., :C].movedim(-1, cd).to(x.dtype)
+    k = keep.unsqueeze(cd).to(x.dtype)
+    l = tv_sigmoid_focal_loss(x, onehot, alpha, gamma) * k
+    if weight is not None:
+        shape = [1] * x.dim()
+        shape[cd] = C
+        l = l * weight.view(shape)
+    if reduction == "mean":
+        l = l.sum() / (k.sum() * C)
+    elif reduction == "sum":
+        l = l.sum()
+    return l if normalizer is None else l / normalizer
+
+
+def _index_targets(tshape, C, device, ignore=True):
+    t = torch.randint(0, C + 1, tshape)  # C: background
+    if t.numel() > 0:
+        t.view(-1)[::3] = C
+        if ignore and t.numel() > 1:
+            t.view(-1)[1::4] = -100
+    return t.to(device)
+
+
+# (input shape, target shape): class dim last (target = input.shape[:-1]) or 1 ((N, C, d1..dk)).
+INDEX_SHAPES = [((9, 13), (9,)), ((7,), ()), ((2, 3, 5), (2, 3)), ((2, 4, 3, 5), (2, 3, 5)), ((3, 6, 7), (3, 7)),
+                ((0, 4), (0,))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shapes", INDEX_SHAPES)
+def test_sigmoid_index_matches_composite(shapes, reduction, dtype, device):
+    xs, ts = shapes
+    C = xs[-1] if len(ts) == len(xs) - 1 and tuple(xs[:-1]) == ts else xs[1]
+    for gamma, alpha, weighted, normed in [(2.0, 0.25, False, False), (0.0, -1.0, True, True),
+                                           (0.5, 0.6, True, False), (5.0, 0.25, False, True)]:
+        x = torch.randn(xs, dtype=dtype, device=device) * 3
+        t = _index_targets(ts, C, device)
+        w = torch.rand(C, dtype=dtype, device=device) + 0.5 if weighted else None
+        n = torch.tensor(7, device=device) if normed else None  # an integer count, on the input's device
+        check_loss(lambda x: LF.sigmoid_focal_loss(x, t, alpha, gamma, reduction, weight=w, normalizer=n),
+                   lambda x: ref_sigmoid_index(x, t.cpu(), alpha, gamma, reduction,
+                                               None if w is None else w.double().cpu(), None if n is None else n.cpu()),
+                   [x], check_dtype=False)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_sigmoid_index_is_the_one_hot_float_form(reduction):
+    # The drop-in: class indices give torchvision's loss of the one-hot a detection head would build.
+    x = torch.randn(50, 6, dtype=torch.float64, requires_grad=True)
+    cls = torch.randint(0, 7, (50,))  # 6: background
+    onehot = F.one_hot(cls, 7)[:, :6].double()
+    ours = LF.sigmoid_focal_loss(x, cls, reduction=reduction)
+    ref = tv_sigmoid_focal_loss(x, onehot, reduction=reduction)
+    assert_close(ours, ref, torch.float64)
+    g = torch.randn(ours.shape, dtype=torch.float64)
+    assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0], torch.float64)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_sigmoid_float_normalizer(reduction):
+    x, t = torch.randn(8, 5, dtype=torch.float32), (torch.rand(8, 5) < 0.2).float()
+    for n in (torch.tensor(3.0), torch.tensor([4]), torch.tensor(2.5, dtype=torch.float64)):
+        check_loss(lambda x, t: LF.sigmoid_focal_loss(x, t, 0.25, 2.0, reduction, normalizer=n),
+                   lambda x, t: tv_sigmoid_focal_loss(x, t, 0.25, 2.0, reduction) / n.double().reshape(()),
+                   [x, t], diff=(0, 1), check_dtype=False)  # (the loss keeps the inputs' dtype)
+        assert LF.sigmoid_focal_loss(x, t, reduction=reduction, normalizer=n).dtype == torch.float32
+
+
+def test_sigmoid_index_all_ignored_and_ignore_index():
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.full((4,), -100)
+    assert torch.isnan(LF.sigmoid_focal_loss(x, t, reduction="mean"))  # 0 / 0, as torch's mean of nothing
+    s = LF.sigmoid_focal_loss(x, t, reduction="sum")
+    assert s.item() == 0 and (torch.autograd.grad(s, x)[0] == 0).all()
+    assert (LF.sigmoid_focal_loss(x, t) == 0).all()
+    t2 = torch.tensor([0, 2, 3, 1])  # ignore_index = 2: that row is dropped from the loss and the mean
+    check_loss(lambda x: LF.sigmoid_focal_loss(x, t2, reduction="mean", ignore_index=2),
+               lambda x: ref_sigmoid_index(x, t2, reduction="mean", ignore_index=2), [x])
+
+
+def test_sigmoid_index_errors():
+    x = torch.randn(4, 3)
+    with pytest.raises(IndexError, match="out of bounds"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 4, 1, 2]))  # 3 (= C) is background, 4 is out of range
+    with pytest.raises(IndexError, match="out of bounds"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, -5, 1, 2]), reduction="sum")
+    with pytest.raises(RuntimeError, match="does not match input"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2]))
+    with pytest.raises(RuntimeError, match="Long"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 0], dtype=torch.int32))
+    with pytest.raises(RuntimeError, match="weight of shape"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 0]), weight=torch.ones(4))
+    with pytest.raises(ValueError, match="gamma"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 0]), gamma=-0.5)
+    with pytest.raises(ValueError, match="gamma"):  # the op itself (C++ callers)
+        OPS.sigmoid_focal_loss_index(x, torch.tensor([0, 1, 2, 0]), None, None, 0.25, -1.0, 0, -100, [False])
+    with pytest.raises(RuntimeError, match="not differentiable.*normalizer"):
+        LF.sigmoid_focal_loss(x, torch.tensor([0, 1, 2, 0]), normalizer=torch.tensor(2.0, requires_grad=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only: the device cannot raise without a host sync")
+def test_sigmoid_index_out_of_range_is_nan_on_cuda():
+    x = torch.randn(4, 3, device="cuda", requires_grad=True)
+    t = torch.tensor([0, 5, 3, -100], device="cuda")  # 5: out of range (3 is background, -100 ignored)
+    loss = LF.sigmoid_focal_loss(x, t)
+    g, = torch.autograd.grad(loss.sum(), x)
+    assert torch.isnan(loss[1]).all() and torch.isnan(g[1]).all()
+    ok = [0, 2, 3]
+    ref = ref_sigmoid_index(x.detach().double().cpu()[ok], t.cpu()[ok])
+    assert_close(loss.detach()[ok].cpu(), ref.float(), torch.float32)
+    m = LF.sigmoid_focal_loss(x, t, reduction="mean")  # NaN, with no host sync
+    assert torch.isnan(m)
+
+
+def test_sigmoid_index_gradcheck_opcheck_compile_module():
+    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)  # class dim 1, target (5, 3)
+    t = _index_targets((5, 3), 4, "cpu")
+    w = torch.rand(4, dtype=torch.float64) + 0.5
+    n = torch.tensor(3.0, dtype=torch.float64)
+    for gamma in (0.0, 0.5, 2.0):
+        for r in REDUCTIONS:
+            assert torch.autograd.gradcheck(
+                lambda x: LF.sigmoid_focal_loss(x, t, 0.3, gamma, r, weight=w, normalizer=n), (x,))
+    for r in (0, 1, 2):
+        opcheck(OPS.sigmoid_focal_loss_index, (x, t, w, n, 0.25, 2.0, r, -100, [True]))
+        opcheck(OPS.sigmoid_focal_loss_index, (x, t, None, None, -1.0, 0.5, r, -100, [True]))
+    f = torch.compile(lambda x, n: LF.sigmoid_focal_loss(x, t, 0.25, 2.0, "mean", weight=w, normalizer=n),
+                      fullgraph=True)
+    out = f(x, n)
+    xr = x.detach().clone().requires_grad_()
+    ref = ref_sigmoid_index(xr, t, 0.25, 2.0, "mean", w, n)
+    assert_close(out, ref, torch.float64)
+    assert_close(torch.autograd.grad(out, x)[0], torch.autograd.grad(ref, xr)[0], torch.float64)
+    for r in REDUCTIONS:  # second derivatives through the composite
+        assert torch.autograd.gradgradcheck(
+            lambda a: LF.sigmoid_focal_loss(a, t, 0.25, 2.0, r, weight=w, normalizer=n), [xr])
+    m = LN.SigmoidFocalLoss(alpha=0.5, gamma=1.5, reduction="mean", weight=w, ignore_index=-1)
+    assert {"weight", "normalizer"} <= set(m._buffers) and "ignore_index=-1" in repr(m)  # (a None buffer: not in named_buffers)
+    t1 = t.masked_fill(t == -100, -1)  # (-100 is out of range once ignore_index is -1)
+    assert_close(m(x, t1, n), ref_sigmoid_index(x.detach(), t1, 0.5, 1.5, "mean", w, n, -1), torch.float64)
+    with pytest.raises(IndexError):
+        m(x, t, n)
+    m2 = LN.SigmoidFocalLoss(reduction="sum", normalizer=n)
+    assert "normalizer" in dict(m2.named_buffers())
+    assert_close(m2(x, t), ref_sigmoid_index(x.detach(), t, reduction="sum", normalizer=n), torch.float64)
 
 
 # ---- softmax form ----------------------------------------------------------------------------------

@@ -1,15 +1,33 @@
-// sigmoid_focal_loss (torchvision's formula), per element. Operands: x (logit), t (float target),
-// w (an optional weight broadcast to x; absent = 1). Params: alpha (< 0: no weighting), gamma.
+// sigmoid_focal_loss (torchvision's formula), per element, in two forms on the pointwise driver.
 //
+// Shared math (SigmoidFocalMath), for x (logit) and t (the float target, or the one-hot [c == t]):
 //   p = sigmoid(x), pn = 1 - p = sigmoid(-x) (both computed directly, no 1 - p cancellation)
 //   ce = (1 - t) x + softplus(-x)  (BCE with logits),  q = 1 - p_t = p (1 - t) + pn t
 //   a  = alpha t + (1 - alpha)(1 - t)  (1 if alpha < 0)
-//   loss  = w a ce q^g
-//   dL/dx = w a [ (p - t) q^g + g ce q^(g-1) p pn (1 - 2t) ]
-//   dL/dt = w a [ -x q^g + g ce q^(g-1) (pn - p) ] + w (2 alpha - 1) ce q^g
+//   l     = a ce q^g
+//   dl/dx = a [ (p - t) q^g + g ce q^(g-1) p pn (1 - 2t) ]
+//   dl/dt = a [ -x q^g + g ce q^(g-1) (pn - p) ] + (2 alpha - 1) ce q^g
 // At q = 0 (p_t = 1) with g < 1, q^(g-1) is infinite: the x term's limit is 0 (p pn / q -> 1 and
 // q^g -> 0), so it is taken as 0 there (torchvision's autograd gives NaN: inf * 0); the t term is
 // -inf there, as torchvision's. g = 0, 1, 2 are exact branches (0^0 = 1, no 0 * -inf).
+//
+// SigmoidFocalOp (float targets): operands x, t, w (a weight broadcast to x; absent = 1) and
+// nrm (the one-element normalizer; absent = 1): loss = w l / nrm, gradients likewise scaled.
+//
+// SigmoidFocalIndexOp (class-index targets): operands x, t (the row's class index, broadcast along
+// the class dim), c (the element's class, a broadcast (C,) index), w (per class), nrm, den (the
+// mean's row count, a 0-d float64 device tensor; absent for none/sum). The one-hot is [t == c]:
+// never materialised. Why a pointwise functor that reads its row's index rather than a row functor
+// on the row-wise driver: 'none' returns the elementwise loss (the row-wise driver's 'none' is one
+// value per row), every element's loss and gradient are independent given its index (no row
+// statistic is needed, so one read and one write per element, as the float form), and the driver's
+// tiles / vector lanes stay fully used at C = 80 or C = 1 alike. What is row-wise in it (validation
+// of the indices with IndexError on the CPU, and the mean's count of non-ignored rows on the device
+// without a host sync) is the row-wise driver's target pre-pass, run on the target alone.
+//   ignored (t == ignore_index): loss 0 and gradient 0 (NaN when the mean's count is 0: 0/0, as
+//   torch's mean of nothing); t == C (background): all negatives; t < 0 or t > C otherwise
+//   (invalid, reachable on CUDA only, where no host sync can raise): NaN loss and gradient.
+//   loss = w_c l(x, [t == c]) / (nrm (den C)) with den C the number of elements of the kept rows.
 #pragma once
 
 #include <lossext/dispatch.h>
@@ -17,18 +35,19 @@
 #include <lossext/pointwise.h>
 #include <lossext/vmath.h>
 
+#include <limits>
+
 namespace lossext {
 
-struct SigmoidFocalOp {
-  static constexpr int kInputs = 3, kGrads = 2;
+struct SigmoidFocalMath {
   double alpha, gamma;
   int gk;  // 0: gamma = 0, 1: gamma = 1, 2: gamma = 2, 3: any other gamma
-  explicit C10_HOST_DEVICE SigmoidFocalOp(const double* p)
-      : alpha(p[0]), gamma(p[1]), gk(p[1] == 0 ? 0 : p[1] == 1 ? 1 : p[1] == 2 ? 2 : 3) {}
+  C10_HOST_DEVICE SigmoidFocalMath(double a, double g)
+      : alpha(a), gamma(g), gk(g == 0 ? 0 : g == 1 ? 1 : g == 2 ? 2 : 3) {}
 
-  template <class V>
-  C10_HOST_DEVICE V operator()(const V (&in)[3], V (&g)[2]) const {
-    const V x = in[0], t = in[1], w = in[2];
+  // l (above); gx = dl/dx; gt = dl/dt when kTarget.
+  template <bool kTarget, class V>
+  C10_HOST_DEVICE V eval(const V& x, const V& t, V& gx, V& gt) const {
     const V one(1), zero(0);
     const Logistic<V> lg(x);
     const V p = lg.sigmoid();
@@ -51,17 +70,60 @@ struct SigmoidFocalOp {
       qg1 = vm::exp(V(gamma - 1) * lq);
     }
     const V a = alpha < 0 ? one : V(alpha) * t + V(1 - alpha) * (one - t);
-    const V wa = w * a;
     const V gce = V(gamma) * ce * qg1;
     const V tx = vm::where(q > zero, gce * p * pn * (one - V(2) * t), zero);
-    g[0] = wa * ((p - t) * qg + tx);
-    const V gt = wa * ((zero - x) * qg + gce * (pn - p));
+    gx = a * ((p - t) * qg + tx);
     const V l = ce * qg;
-    g[1] = alpha < 0 ? gt : gt + w * V(2 * alpha - 1) * l;
-    return wa * l;
+    if constexpr (kTarget) {
+      const V g1 = a * ((zero - x) * qg + gce * (pn - p));
+      gt = alpha < 0 ? g1 : g1 + V(2 * alpha - 1) * l;
+    }
+    return a * l;
+  }
+};
+
+struct SigmoidFocalOp {
+  static constexpr int kInputs = 4, kGrads = 2;
+  SigmoidFocalMath m;
+  bool has_nrm;
+  explicit C10_HOST_DEVICE SigmoidFocalOp(const double* p) : m(p[0], p[1]), has_nrm(p[2] != 0) {}
+
+  template <class V>
+  C10_HOST_DEVICE V operator()(const V (&in)[4], V (&g)[2]) const {
+    const V k = has_nrm ? in[2] / in[3] : in[2];  // w / nrm
+    V gx, gt;
+    const V l = m.eval<true>(in[0], in[1], gx, gt);
+    g[0] = k * gx;
+    g[1] = k * gt;
+    return k * l;
+  }
+};
+
+struct SigmoidFocalIndexOp {
+  static constexpr int kInputs = 6, kGrads = 1;
+  SigmoidFocalMath m;
+  double ignore_index, classes;
+  bool has_nrm, mean, invalid;  // invalid: an index may be out of range (CUDA; the CPU raised before)
+  explicit C10_HOST_DEVICE SigmoidFocalIndexOp(const double* p)
+      : m(p[0], p[1]), ignore_index(p[2]), classes(p[3]), has_nrm(p[4] != 0), mean(p[5] != 0), invalid(p[6] != 0) {}
+
+  template <class V>
+  C10_HOST_DEVICE V operator()(const V (&in)[6], V (&g)[1]) const {
+    const V t = in[1], zero(0), one(1);
+    const V y = vm::where(t == in[2], one, zero);  // [t == c]; t == C (background) matches no class
+    V k = has_nrm ? in[3] / in[4] : in[3];          // w_c / nrm
+    if (mean) k = k / (in[5] * V(classes));         // / (kept rows x C)
+    const V dead = zero * k;  // an ignored element: 0, or NaN when the mean's count is 0 (0 / 0)
+    if (invalid) k = k + vm::where((t < zero) | (t > V(classes)), V(std::numeric_limits<double>::quiet_NaN()), zero);
+    const auto ignored = t == V(ignore_index);
+    V gx, unused;
+    const V l = m.eval<false>(in[0], y, gx, unused);
+    g[0] = vm::where(ignored, dead, k * gx);
+    return vm::where(ignored, dead, k * l);
   }
 };
 
 LOSSEXT_DECLARE_STUB(sigmoid_focal_loss_stub, PointwiseFn);
+LOSSEXT_DECLARE_STUB(sigmoid_focal_loss_index_stub, PointwiseFn);
 
 }  // namespace lossext

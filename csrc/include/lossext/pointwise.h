@@ -51,7 +51,7 @@
 namespace lossext {
 
 constexpr int kPwMaxDims = 8;
-constexpr int kPwMaxOperands = 6;  // inputs (+ grad_output)
+constexpr int kPwMaxOperands = 8;  // inputs (+ grad_output); sigmoid_focal_loss_index reads 6 (+ 1)
 constexpr int kPwMaxParams = 8;
 
 enum class PwMode : int { kForwardNone = 0, kForwardReduce = 1, kBackwardNone = 2, kForwardRows = 3 };
@@ -78,14 +78,14 @@ struct PointwiseArgs {
   // on store, so an integer or bool target, a mixed-precision operand or a float gradient of a
   // half operand (summed down in float before it is rounded) needs no converted copy. The
   // kForwardReduce loss and the kForwardRows sums are always of `dtype`.
-  c10::ScalarType in_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
-  c10::ScalarType out_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
+  c10::ScalarType in_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
+  c10::ScalarType out_dtype[kPwMaxOperands] = {kUndef, kUndef, kUndef, kUndef, kUndef, kUndef, kUndef, kUndef};
 
   static constexpr c10::ScalarType kUndef = c10::ScalarType::Undefined;
   C10_HOST_DEVICE c10::ScalarType in_type(int k) const { return in_dtype[k] == kUndef ? dtype : in_dtype[k]; }
   C10_HOST_DEVICE c10::ScalarType out_type(int k) const { return out_dtype[k] == kUndef ? dtype : out_dtype[k]; }
 };
-static_assert(kPwMaxOperands == 6, "PointwiseArgs' dtype initialisers list kPwMaxOperands entries");
+static_assert(kPwMaxOperands == 8, "PointwiseArgs' dtype initialisers list kPwMaxOperands entries");
 
 using PointwiseFn = void (*)(const PointwiseArgs&);
 

@@ -42,8 +42,8 @@
 // written with lossext/vmath.h. `smp` (RowSample) holds the target's weight and logit and the
 // row's gradient scale r (1/denominator for mean, 1 for sum, times grad_output in the backward).
 //
-// The class-target rules are nll_loss's by default; RowwiseArgs' use_ignore_index, weighted_mean
-// and index_error switch them to another loss's (multi_margin_loss: no ignore_index, the weighted
+// The class-target rules are nll_loss's by default; RowwiseArgs' use_ignore_index, weighted_mean,
+// background_class and index_error switch them to another loss's (multi_margin_loss: no ignore_index, the weighted
 // mean divides by the row count, an out-of-range target is a RuntimeError).
 // Embedding losses (cosine_embedding_loss, triplet_margin_loss) add, all opt-in with defaults that
 // leave the class losses unchanged:
@@ -114,6 +114,9 @@ struct RowwiseArgs {
   bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)
   bool weighted_mean = true;     // false: the mean divides by the number of rows, not by sum of w[t]
   bool index_error = true;       // the CPU's error for a target outside [0, C): IndexError, else RuntimeError
+  // A target == C is a valid row without a target class (sigmoid_focal_loss' background: all
+  // negatives): it counts in the mean (weight 1) and has no [c == t] term. Off: C is out of range.
+  bool background_class = false;
   // The mean's denominator computed by the caller over a larger problem than this call's rows (a
   // chunked loss: linear_cross_entropy runs its chunks of logits one call each), on the input's
   // device; nullptr: the driver's own pre-pass over these rows. Used for the mean loss and for r.
@@ -199,6 +202,7 @@ C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, in
     const int64_t local = t - a.class_offset;
     return {(local >= 0 && local < a.C) ? local : -1, true, false};
   }
+  if (!ignored && a.background_class && t == a.C) return {-1, true, false};  // (no target class)
   const bool invalid = !ignored && (t < 0 || t >= a.C);
   return {t, !ignored && !invalid, invalid};
 }
