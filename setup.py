@@ -203,7 +203,7 @@ def extensions():
         sources=[os.path.join(CSRC, "module.cpp")],
         include_dirs=list(include_dirs),
         libraries=["lossext"],
-        extra_compile_args={"cxx": cxx},
+        extra_compile_args={"cxx": list(cxx)},
         extra_link_args=libstdcxx + ["-Wl,-rpath," + rpath],
     )
     return [lib, module]  # in this order: _C links the library
