@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export MAX_JOBS ?= 2
 
-.PHONY: install build test test-cuda bench cuda-check clean
+.PHONY: install build test test-cuda bench cuda-check cpp-example clean
 
 # Pinned dev requirements, then lossext built in place. The first run installs it editable
 # (pip install --no-build-isolation -e .); later runs only rebuild what changed (ninja).
@@ -35,5 +35,10 @@ bench: install
 cuda-check:
 	$(PYTHON) tools/check_cuda_compile.py
 
+# The C++ API from a libtorch program without Python (examples/cpp, built with CMake against
+# torch.utils.cmake_prefix_path and lossext.cmake_prefix_path): trains, checks every loss vs torch.
+cpp-example: install
+	$(PYTHON) tools/cpp_example.py
+
 clean:
-	rm -rf build *.egg-info lossext/_C*.so
+	rm -rf build *.egg-info lossext/_C*.so lossext/lib

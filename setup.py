@@ -1,4 +1,9 @@
-"""Build of lossext._C: one extension, ninja, release flags.
+"""Build of lossext: one native library and a thin Python module, ninja, release flags.
+
+lossext/lib/liblossext.so holds every op, kernel, autograd row and the C++ API (csrc/api,
+csrc/include/lossext/lossext.h) and no Python symbol: a libtorch program links it without Python
+(CMake package in lossext/share/cmake). lossext._C is only csrc/module.cpp; it links the library
+(rpath $ORIGIN/lib), so every source is compiled once.
 
 CPU loops (csrc/cpu/*.cpp) are compiled once per instruction set (DEFAULT, AVX2,
 AVX512), each copy in its own namespace, and the fastest one the running CPU
@@ -15,6 +20,7 @@ Environment knobs (all optional):
 import glob
 import os
 import platform
+import shutil
 
 from setuptools import setup
 import torch
@@ -22,6 +28,10 @@ from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join("csrc")
+LIB = "lossext.lib.liblossext"  # -> lossext/lib/liblossext.so (the name a program links: -llossext)
+# The public C++ headers (lossext/lossext.h and what it includes), shipped in the wheel under
+# lossext/include; a source checkout (editable install) uses csrc/include directly.
+PUBLIC_HEADERS = ["lossext/lossext.h", "lossext/api/*.h"]
 
 # Per-ISA flags, as ATen compiles its own kernels.
 X86_ISAS = {
@@ -79,7 +89,15 @@ def _isas():
 
 
 class BuildExtension(cpp_extension.BuildExtension):
-    """torch's BuildExtension, plus one extra compile of csrc/cpu/*.cpp per ISA."""
+    """torch's BuildExtension, plus one extra compile of csrc/cpu/*.cpp per ISA, the plain shared
+    library liblossext.so (built first) and lossext._C linked against it."""
+
+    def get_ext_filename(self, fullname):
+        # The library is no Python module: its plain name, not _C's liblossext.cpython-3XX-....so.
+        parts = fullname.split(".")
+        if parts[-1] == LIB.split(".")[-1]:
+            return os.path.join(*parts) + (".dylib" if platform.system() == "Darwin" else ".so")
+        return super().get_ext_filename(fullname)
 
     def build_extensions(self):
         # Some Pythons (Debian/Ubuntu builds) link extensions with -Wl,-Bsymbolic-functions. Our
@@ -94,7 +112,18 @@ class BuildExtension(cpp_extension.BuildExtension):
                 setattr(self.compiler, attr, [a for a in cmd if a not in drop])
         super().build_extensions()
 
+    def copy_extensions_to_source(self):
+        # --inplace: lossext/lib/ (not in git) must exist before setuptools copies the library there.
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            os.makedirs(os.path.dirname(self._get_inplace_equivalent(build_py, ext)[0]) or ".", exist_ok=True)
+        super().copy_extensions_to_source()
+
     def build_extension(self, ext):
+        if ext.name != LIB:
+            # setuptools builds into build_lib (copying to the source tree after, for --inplace):
+            # link against the library just built there.
+            ext.library_dirs = [os.path.dirname(self.get_ext_fullpath(LIB))] + list(ext.library_dirs)
         isa_sources = getattr(ext, "isa_sources", [])
         if isa_sources:
             base = ext.extra_compile_args["cxx"] if isinstance(ext.extra_compile_args, dict) \
@@ -113,6 +142,17 @@ class BuildExtension(cpp_extension.BuildExtension):
                 )
             ext.extra_objects = list(ext.extra_objects or []) + objects
         super().build_extension(ext)
+        if ext.name == LIB:
+            self._copy_public_headers(os.path.dirname(os.path.dirname(self.get_ext_fullpath(LIB))))
+
+    def _copy_public_headers(self, package_dir):
+        """lossext/include/lossext/... in the built package (what its CMake config points at)."""
+        src_root = os.path.join(ROOT, CSRC, "include")
+        for pattern in PUBLIC_HEADERS:
+            for src in glob.glob(os.path.join(src_root, pattern)):
+                dst = os.path.join(package_dir, "include", os.path.relpath(src, src_root))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
 
 
 def extensions():
@@ -129,28 +169,44 @@ def extensions():
     openmp = [] if platform.system() == "Darwin" else ["-fopenmp"]
     cxx += openmp
     macros = [("LOSSEXT_BUILT_ISAS", '"' + ",".join(isas) + '"')]
-    # Host code and op schemas: compiled once.
+    # Host code, op schemas, autograd and the C++ API: compiled once, into the library.
     sources = (sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp")))
-               + sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp"))) + [os.path.join(CSRC, "module.cpp")])
+               + sorted(glob.glob(os.path.join(CSRC, "autograd", "*.cpp")))
+               + sorted(glob.glob(os.path.join(CSRC, "api", "*.cpp"))) + [os.path.join(CSRC, "lib.cpp")])
     depends = sorted(glob.glob(os.path.join(CSRC, "**", "*.h"), recursive=True)
                      + glob.glob(os.path.join(CSRC, "**", "*.cuh"), recursive=True))
+    include_dirs = [os.path.join(ROOT, CSRC, "include"), os.path.join(ROOT, CSRC)]
+    libstdcxx = [_process_libstdcxx() or "-lstdc++"]
+    soname = [] if platform.system() == "Darwin" else ["-Wl,-soname,liblossext.so"]
     kwargs = dict(
-        name="lossext._C",
+        name=LIB,
         sources=sources,
-        include_dirs=[os.path.join(ROOT, CSRC, "include"), os.path.join(ROOT, CSRC)],
+        include_dirs=list(include_dirs),
         define_macros=macros,
         depends=depends,
-        extra_link_args=openmp + [_process_libstdcxx() or "-lstdc++"],
+        extra_link_args=openmp + libstdcxx + soname,
     )
     if with_cuda:
         kwargs["sources"] += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
         nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "-DLOSSEXT_WITH_CUDA"]
-        ext = cpp_extension.CUDAExtension(extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs)
+        lib = cpp_extension.CUDAExtension(extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs)
     else:
-        ext = cpp_extension.CppExtension(extra_compile_args={"cxx": cxx}, **kwargs)
-    ext.isa_sources = sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
-    ext.isas = isas
-    return [ext]
+        lib = cpp_extension.CppExtension(extra_compile_args={"cxx": cxx}, **kwargs)
+    # No libtorch_python: its Python symbols would make the library unloadable without Python.
+    lib.libraries = [name for name in lib.libraries if name != "torch_python"]
+    lib.isa_sources = sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
+    lib.isas = isas
+    # The Python module: module.cpp only, finding the library beside it at run time.
+    rpath = "@loader_path/lib" if platform.system() == "Darwin" else "$ORIGIN/lib"
+    module = cpp_extension.CppExtension(
+        name="lossext._C",
+        sources=[os.path.join(CSRC, "module.cpp")],
+        include_dirs=list(include_dirs),
+        libraries=["lossext"],
+        extra_compile_args={"cxx": list(cxx)},
+        extra_link_args=libstdcxx + ["-Wl,-rpath," + rpath],
+    )
+    return [lib, module]  # in this order: _C links the library
 
 
 setup(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device-machine session: build for sm_90, CUDA tests, compute-sanitizer, CUDA benchmark.
-# Usage (on the GPU machine, repo root):  bash benchmarks/gpu_run.sh [tests|sanitize|bench|all] ...
+# Usage (on the GPU machine, repo root):  bash benchmarks/gpu_run.sh [tests|sanitize|bench|cpp|all] ...
 # Logs go to $OUT (or ./gpu_out).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu_out}
@@ -15,7 +15,9 @@ log() { echo "== $(date +%T) $*"; }
   t0=$(date +%s)
   python3 setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
   echo "build: $(( $(date +%s) - t0 )) s"
-  readelf -d lossext/_C*.so | grep -o "NEEDED.*" | tr '\n' ' '; echo
+  for so in lossext/lib/liblossext.so lossext/_C*.so; do
+    echo "$so: $(readelf -d "$so" | grep -o "NEEDED.*" | tr '\n' ' ')"
+  done
 } 2>&1 | tee "$OUT/run.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 for step in $steps; do
@@ -30,6 +32,9 @@ for step in $steps; do
         echo "$tool: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitize_$tool.log") clean summaries)" | tee -a "$OUT/run.log"
         grep -m5 -E "ERROR SUMMARY|Invalid|Race|Uninitialized" "$OUT/sanitize_$tool.log" | tee -a "$OUT/run.log"
       done ;;&
+    cpp|all)  # the C++ API from a libtorch program linking the CUDA build of liblossext.so
+      log "C++ example" | tee -a "$OUT/run.log"
+      python3 tools/cpp_example.py --jobs "$MAX_JOBS" 2>&1 | tail -5 | tee -a "$OUT/run.log" ;;&
     bench|all)
       log "bench" | tee -a "$OUT/run.log"
       python3 -m lossext.bench --device cuda --out "$OUT/bench_cuda.md" ${BENCH_ARGS:-} 2>&1 | grep -v "it/s\]" | tail -40 | tee -a "$OUT/run.log" ;;

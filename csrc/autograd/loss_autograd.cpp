@@ -195,7 +195,7 @@ variable_list LossBackward::apply(variable_list&& grads) {
       at::AutoDispatchBelowADInplaceOrView guard;
       for (size_t i = 0, j = 0; i < k; ++i) {
         if (!needs[i]) continue;
-        const at::Tensor& G = vals[j++];
+        at::Tensor& G = vals[j++];
         if (!want[i]) continue;
         at::Tensor& r = result[slot[i]];
         if (one) {
@@ -203,7 +203,8 @@ variable_list LossBackward::apply(variable_list&& grads) {
         } else if (may_in_place && plain(G) && G.device() == g.device() && private_to_node(G)) {
           // Nothing else holds the forward's gradient and the graph is not kept: scale in place
           // (on CUDA a no-op decided on the device when grad_output is 1).
-          e->scale_->typed<void(const at::Tensor&, const at::Tensor&)>().call(G, g);
+          // (The signature of a Tensor(a!) argument is Tensor&: any other is rejected at the call.)
+          e->scale_->typed<void(at::Tensor&, const at::Tensor&)>().call(G, g);
           r = G;
         } else {
           r = e->scale->typed<at::Tensor(const at::Tensor&, const at::Tensor&)>().call(G, g);
