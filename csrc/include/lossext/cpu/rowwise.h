@@ -111,18 +111,15 @@ struct RowDriver {
       for (int k = 0; k < kS; ++k) out[k] = at::vec::vec_reduce_all<M>([](V a, V b) { return a + b; }, s[k]);
       return;
     }
-    alignas(64) M buf[kS][L];
     for (int64_t w = L / 2; w >= 1; w /= 2) {
       V hi[kS];
-      for (int k = 0; k < kS; ++k) {
-        s[k].store(buf[k]);
-        hi[k] = V::loadu(buf[k] + w, w);
-      }
+      for (int k = 0; k < kS; ++k) hi[k] = shuffle_down(s[k], w);
       f.merge(s, hi);
     }
+    alignas(64) M buf[L];
     for (int k = 0; k < kS; ++k) {
-      s[k].store(buf[k]);
-      out[k] = buf[k][0];
+      s[k].store(buf);
+      out[k] = buf[0];
     }
   }
 

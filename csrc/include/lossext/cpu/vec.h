@@ -19,6 +19,50 @@ using math_t = at::opmath_type<T>;
 template <class T>
 constexpr bool is_reduced_v = std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>;
 
+// Lanes [w, 2w) of v in lanes [0, w) (w a power of two below the vector size; the other lanes hold
+// other lanes of v): one step of a lane-folding tree, in registers. A store and a reload at an
+// offset (the portable way) cannot be forwarded from the store and stalls ~20 cycles a step, which
+// dominated short rows (10 classes).
+template <class M>
+inline Vectorized<M> shuffle_down(const Vectorized<M>& v, int64_t w) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<M, float>) {
+    const __m512 x = v;
+    switch (w) {
+      case 8: return _mm512_shuffle_f32x4(x, x, 0x4E);  // 128-bit lanes (2, 3, 0, 1)
+      case 4: return _mm512_shuffle_f32x4(x, x, 0xB1);  // (1, 0, 3, 2)
+      case 2: return _mm512_permute_ps(x, 0x4E);        // within 128 bits: (2, 3, 0, 1)
+      case 1: return _mm512_permute_ps(x, 0xB1);        // (1, 0, 3, 2)
+    }
+  } else if constexpr (std::is_same_v<M, double>) {
+    const __m512d x = v;
+    switch (w) {
+      case 4: return _mm512_shuffle_f64x2(x, x, 0x4E);
+      case 2: return _mm512_shuffle_f64x2(x, x, 0xB1);
+      case 1: return _mm512_permute_pd(x, 0x55);  // pairs swapped
+    }
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<M, float>) {
+    const __m256 x = v;
+    switch (w) {
+      case 4: return _mm256_permute2f128_ps(x, x, 1);
+      case 2: return _mm256_permute_ps(x, 0x4E);
+      case 1: return _mm256_permute_ps(x, 0xB1);
+    }
+  } else if constexpr (std::is_same_v<M, double>) {
+    const __m256d x = v;
+    switch (w) {
+      case 2: return _mm256_permute2f128_pd(x, x, 1);
+      case 1: return _mm256_permute_pd(x, 0x5);
+    }
+  }
+#endif
+  alignas(64) M buf[2 * Vectorized<M>::size()] = {};
+  v.store(buf);
+  return Vectorized<M>::loadu(buf + w);
+}
+
 // `count` elements (count <= vector size) from p into a vector of the math type.
 template <class T>
 inline Vectorized<math_t<T>> vload(const T* p, int64_t count) {
