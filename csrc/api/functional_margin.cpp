@@ -69,13 +69,18 @@ Tensor triplet_margin_with_distance_loss(const Tensor& anchor, const Tensor& pos
 // ---- focal losses ------------------------------------------------------------------------------
 Tensor sigmoid_focal_loss(const Tensor& input, const Tensor& target, const SigmoidFocalLossFuncOptions& options) {
   TORCH_CHECK_VALUE(options.gamma() >= 0, "sigmoid_focal_loss: gamma must be >= 0, got ", options.gamma());
-  TORCH_CHECK_NOT_IMPLEMENTED(target.is_floating_point(),
-                              "sigmoid_focal_loss: class-index (integer) targets are not implemented yet; "
-                              "pass the float one-hot targets of the inputs' shape");
   check_not_differentiable("sigmoid_focal_loss", "weight", options.weight());
-  static const auto f = op<R3(T, T, OT, double, double, int64_t, Mask<2>)>("lossext::sigmoid_focal_loss");
-  return std::get<0>(f.call(input, target, opt(options.weight()), options.alpha(), options.gamma(),
-                            reduction(options.reduction()), Mask<2>{wants_grad(input), wants_grad(target)}));
+  check_not_differentiable("sigmoid_focal_loss", "normalizer", options.normalizer());
+  const int64_t r = reduction(options.reduction());
+  if (!target.is_floating_point()) {  // class indices: the one-hot of each index, in the kernel
+    static const auto fi =
+        op<R2(T, T, OT, OT, double, double, int64_t, int64_t, Mask<1>)>("lossext::sigmoid_focal_loss_index");
+    return std::get<0>(fi.call(input, target, opt(options.weight()), opt(options.normalizer()), options.alpha(),
+                               options.gamma(), r, options.ignore_index(), Mask<1>{wants_grad(input)}));
+  }
+  static const auto f = op<R3(T, T, OT, OT, double, double, int64_t, Mask<2>)>("lossext::sigmoid_focal_loss");
+  return std::get<0>(f.call(input, target, opt(options.weight()), opt(options.normalizer()), options.alpha(),
+                            options.gamma(), r, Mask<2>{wants_grad(input), wants_grad(target)}));
 }
 
 Tensor focal_loss(const Tensor& input, const Tensor& target, const FocalLossFuncOptions& options) {

@@ -115,6 +115,13 @@ int main() {
     Tensor y = t01.round(), s = torch::sigmoid(x), pt_ = s * y + (1 - s) * (1 - y);
     return (0.25 * y + 0.75 * (1 - y)) * (1 - pt_).pow(2) *
            F::binary_cross_entropy_with_logits(x, y, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone)); });
+  check("sigmoid_focal_loss(class indices, normalizer)", {x}, [&] {
+    return L::sigmoid_focal_loss(x, cls, L::SigmoidFocalLossFuncOptions().reduction(torch::kSum).normalizer(
+                                             torch::full({1}, 3.0, d))); }, [&] {
+    Tensor y = F::one_hot(cls, 5).to(torch::kDouble), s = torch::sigmoid(x), pt_ = s * y + (1 - s) * (1 - y);
+    return ((0.25 * y + 0.75 * (1 - y)) * (1 - pt_).pow(2) *
+            F::binary_cross_entropy_with_logits(x, y, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone)))
+               .sum() / 3.0; });
   Tensor h = leaf(torch::randn({6, 4})), lw = leaf(torch::randn({5, 4})), lb = leaf(torch::randn({5}));
   check("linear_cross_entropy(bias, chunks)", {h, lw, lb}, [&] {
     return L::linear_cross_entropy(h, lw, cls, L::LinearCrossEntropyFuncOptions().linear_bias(lb).chunk_size(4)); },

@@ -28,7 +28,11 @@ struct SigmoidFocalLossOptions {
   TORCH_ARG(double, alpha) = 0.25;  // < 0: no alpha weighting
   TORCH_ARG(double, gamma) = 2.0;
   TORCH_ARG(reduction_t, reduction) = torch::kNone;  // torchvision's default
-  TORCH_ARG(torch::Tensor, weight) = {};  // broadcasts to the input; not differentiable
+  TORCH_ARG(torch::Tensor, weight) = {};  // broadcasts to the input (or (C)); not differentiable
+  // A one-element tensor the reduced loss (every element for kNone) is divided by on the device,
+  // e.g. the number of positives; not differentiable.
+  TORCH_ARG(torch::Tensor, normalizer) = {};
+  TORCH_ARG(int64_t, ignore_index) = -100;  // integer (class-index) targets only
 };
 
 // The softmax focal loss with cross_entropy's conventions: -w_t a_t (1 - p_t)^gamma log p_t.
