@@ -191,6 +191,17 @@ def _check_common(fn, target, weight, reduction, label_smoothing):
     return reduction_enum(reduction)
 
 
+def _lead_of(name: str, what: str, x: torch.Tensor, target: torch.Tensor, expected: str):
+    """x's leading dims (all but the last), which the target's shape must equal (ValueError)."""
+    if x.dim() < 1:
+        raise ValueError(f"{name}: expected {what} {expected}, got a 0-d tensor")
+    lead = x.shape[:-1]
+    if tuple(target.shape) != tuple(lead):
+        raise ValueError(f"{name}: expected target of shape {tuple(lead)} for {what} of shape {tuple(x.shape)}, "
+                         f"got {tuple(target.shape)}")
+    return lead
+
+
 def vocab_parallel_cross_entropy(
     logits: Tensor,
     target: Tensor,
@@ -216,12 +227,7 @@ def vocab_parallel_cross_entropy(
         logits, group, vocab_start = _from_dtensor(logits, -1, "logits")
     target, weight = _local(target), (None if weight is None else _local(weight))
     red = _check_common("vocab_parallel_cross_entropy", target, weight, reduction, label_smoothing)
-    if logits.dim() < 1:
-        raise ValueError("vocab_parallel_cross_entropy: expected logits with a class dim, got a 0-d tensor")
-    lead = logits.shape[:-1]
-    if tuple(target.shape) != tuple(lead):
-        raise ValueError(f"vocab_parallel_cross_entropy: expected target of shape {tuple(lead)} for logits of shape "
-                         f"{tuple(logits.shape)}, got {tuple(target.shape)}")
+    lead = _lead_of("vocab_parallel_cross_entropy", "logits", logits, target, "with a class dim")
     v_local = logits.shape[-1]
     start = _slice_start(vocab_start, v_local, group)
     loss = _VocabParallelCE.apply(logits.reshape(-1, v_local), target.reshape(-1), weight, group, start, red,
@@ -289,12 +295,7 @@ def vocab_parallel_linear_cross_entropy(
             linear_bias_shard = linear_bias_shard.to_local()
     target, weight = _local(target), (None if weight is None else _local(weight))
     red = _check_common("vocab_parallel_linear_cross_entropy", target, weight, reduction, label_smoothing)
-    if input.dim() < 1:
-        raise ValueError("vocab_parallel_linear_cross_entropy: expected input of shape (..., H), got a 0-d tensor")
-    lead = input.shape[:-1]
-    if tuple(target.shape) != tuple(lead):
-        raise ValueError(f"vocab_parallel_linear_cross_entropy: expected target of shape {tuple(lead)} for input of "
-                         f"shape {tuple(input.shape)}, got {tuple(target.shape)}")
+    lead = _lead_of("vocab_parallel_linear_cross_entropy", "input", input, target, "of shape (..., H)")
     if weight_shard.dim() != 2:
         raise ValueError(f"vocab_parallel_linear_cross_entropy: expected weight_shard of shape (V_local, H), got "
                          f"{tuple(weight_shard.shape)}")

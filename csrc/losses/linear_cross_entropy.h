@@ -41,6 +41,18 @@ struct LceAccArgs {
 using LceAccFn = void (*)(const LceAccArgs&);
 LOSSEXT_DECLARE_STUB(lce_accumulate_stub, LceAccFn);
 
+// The stub on whole tensors (acc float32, part the half dtype; contiguous): the host side of the
+// chunk loops of linear_cross_entropy and its vocab-parallel version.
+inline void lce_accumulate(const at::Tensor& acc, const at::Tensor& part, LceAcc mode) {
+  LceAccArgs a;
+  a.dtype = part.scalar_type();
+  a.n = part.numel();
+  a.acc = acc.data_ptr<float>();
+  a.part = part.data_ptr();
+  a.mode = mode;
+  lce_accumulate_stub(part.device().type())(a);
+}
+
 // Softcap (opt-in, Gemma-style): y = cap tanh(x / cap) over a chunk's logits, in place, with a copy
 // of y (kApply); after the row kernel wrote dL/dy over them, dL/dx = dL/dy (1 - (y / cap)^2) (kGrad).
 enum class LceCap : int { kApply = 0, kGrad = 1 };

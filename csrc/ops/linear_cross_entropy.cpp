@@ -174,16 +174,6 @@ struct Grads {
   bool any() const { return dx.defined() || dw.defined() || db.defined(); }
 };
 
-void accumulate(const Tensor& acc, const Tensor& part, LceAcc mode) {
-  LceAccArgs a;
-  a.dtype = part.scalar_type();
-  a.n = part.numel();
-  a.acc = acc.data_ptr<float>();
-  a.part = part.data_ptr();
-  a.mode = mode;
-  lce_accumulate_stub(part.device().type())(a);
-}
-
 // The chunk loop. Forward: loss into `loss` (one 0-d partial per chunk for mean/sum, or the rows'
 // losses for none) and `saved`; backward: `go` (0-d, or the flat samples' grad_output) and `saved`.
 void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor& go, const Tensor& saved,
@@ -248,10 +238,10 @@ void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor
     if (g.dw.defined()) {
       if (g.dw_acc.defined() && cuda) {  // cuBLAS: half operands, float32 accumulator
         at::addmm_out(g.dw_acc, g.dw_acc, lg.t(), xc, at::kFloat, k == 0 ? 0 : 1, 1);
-        if (last) accumulate(g.dw_acc, g.dw, LceAcc::kCast);
+        if (last) lce_accumulate(g.dw_acc, g.dw, LceAcc::kCast);
       } else if (g.dw_acc.defined()) {  // the chunk's partial (rounded once) added in float32
         at::mm_out(g.dw, lg.t(), xc);
-        accumulate(g.dw_acc, g.dw, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
+        lce_accumulate(g.dw_acc, g.dw, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
       } else if (k == 0) {
         at::mm_out(g.dw, lg.t(), xc);
       } else {
@@ -262,7 +252,7 @@ void run_chunks(const Problem& P, const Tensor& den, bool backward, const Tensor
       const Tensor on = ones.narrow(0, 0, n);
       if (g.db_acc.defined()) {
         at::mv_out(g.db, lg.t(), on);
-        accumulate(g.db_acc, g.db, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
+        lce_accumulate(g.db_acc, g.db, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
       } else if (k == 0) {
         at::mv_out(g.db, lg.t(), on);
       } else {

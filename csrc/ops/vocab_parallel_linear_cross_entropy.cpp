@@ -113,16 +113,6 @@ Tensor stats(const Tensor& input, const Tensor& lw, const Tensor& target, const 
   return out;
 }
 
-void accumulate(const Tensor& acc, const Tensor& part, LceAcc mode) {
-  LceAccArgs a;
-  a.dtype = part.scalar_type();
-  a.n = part.numel();
-  a.acc = acc.data_ptr<float>();
-  a.part = part.data_ptr();
-  a.mode = mode;
-  lce_accumulate_stub(part.device().type())(a);
-}
-
 std::tuple<Tensor, Tensor, Tensor> backward(const Tensor& grad_output, const Tensor& input, const Tensor& lw,
                                             const Tensor& target, const OptTensor& bias, int64_t vocab_start,
                                             const OptTensor& weight, int64_t reduction, int64_t ignore_index,
@@ -173,10 +163,10 @@ std::tuple<Tensor, Tensor, Tensor> backward(const Tensor& grad_output, const Ten
     if (dw.defined()) {
       if (dw_acc.defined() && cuda) {  // cuBLAS: half operands, float32 accumulator
         at::addmm_out(dw_acc, dw_acc, lg.t(), xc, at::kFloat, k == 0 ? 0 : 1, 1);
-        if (last) accumulate(dw_acc, dw, LceAcc::kCast);
+        if (last) lce_accumulate(dw_acc, dw, LceAcc::kCast);
       } else if (dw_acc.defined()) {
         at::mm_out(dw, lg.t(), xc);
-        accumulate(dw_acc, dw, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
+        lce_accumulate(dw_acc, dw, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
       } else if (k == 0) {
         at::mm_out(dw, lg.t(), xc);
       } else {
@@ -187,7 +177,7 @@ std::tuple<Tensor, Tensor, Tensor> backward(const Tensor& grad_output, const Ten
       const Tensor on = ones.narrow(0, 0, n);
       if (db_acc.defined()) {
         at::mv_out(db, lg.t(), on);
-        accumulate(db_acc, db, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
+        lce_accumulate(db_acc, db, k == 0 ? LceAcc::kSet : (last ? LceAcc::kFinish : LceAcc::kAdd));
       } else if (k == 0) {
         at::mv_out(db, lg.t(), on);
       } else {
