@@ -109,6 +109,13 @@ for dt in [DTYPES[d] for d in os.environ.get("SANITIZE_DTYPES", "float32,bfloat1
     ft[0] = -100
     run("focal_loss", fx, ft, alpha=torch.rand(11, device=dev, dtype=dt), weight=torch.rand(11, device=dev, dtype=dt))
     run("focal_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev), gamma=0.5)
+    # Label smoothing: the second sweep (rows with per-class u_c, spatial, and a block-per-row row).
+    run("focal_loss", fx, ft, alpha=torch.rand(11, device=dev, dtype=dt), weight=torch.rand(11, device=dev, dtype=dt),
+        label_smoothing=0.1)
+    run("focal_loss", torch.randn(2, 5, 3, 4, device=dev, dtype=dt), torch.randint(0, 5, (2, 3, 4), device=dev),
+        gamma=1.5, label_smoothing=0.2)
+    run("focal_loss", torch.randn(3, 2053, device=dev, dtype=dt), torch.tensor([0, 2052, -100], device=dev),
+        alpha=0.25, label_smoothing=0.3)
     if dev == "cuda":
         ft[-1] = 11 + 7
         run("focal_loss", fx, ft)

@@ -84,8 +84,9 @@ def focal_loss(
     class-index targets with ignore_index, the weighted mean dividing by sum of w_t (as
     cross_entropy; alpha is not in the denominator). alpha: None (1), a float (every sample), or a
     per-class (C,) tensor (a_t = alpha[t]). gamma = 0, alpha = None is cross_entropy.
-    label_smoothing > 0 is supported only where it is cross_entropy's (gamma = 0, alpha None);
-    elsewhere it raises NotImplementedError. CPU: a target outside [0, C) raises IndexError; CUDA
+    label_smoothing eps follows cross_entropy's rule: (1 - eps) times the target's term plus
+    eps / C times the sum over every class c of -w_c a_c (1 - p_c)^gamma log p_c (a second native
+    sweep over the row); with gamma = 0, alpha None it is cross_entropy's label smoothing. CPU: a target outside [0, C) raises IndexError; CUDA
     (no host sync): that sample's loss and gradient are NaN."""
     r = _RED.get(reduction)
     if r is None:
@@ -96,15 +97,12 @@ def focal_loss(
     if isinstance(alpha, Tensor) and alpha.requires_grad and torch.is_grad_enabled():
         raise RuntimeError("The function 'focal_loss' is not differentiable with respect to argument 'alpha'. "
                            "This input cannot have requires_grad True.")
-    if label_smoothing > 0:
-        if gamma == 0 and alpha is None:  # exactly cross_entropy's label smoothing
-            return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
-                         grad_mask(input, target))[0]
-        raise NotImplementedError("focal_loss: label_smoothing > 0 is implemented only for gamma = 0 and "
-                                  "alpha = None (cross_entropy's smoothing)")
+    if label_smoothing > 0 and gamma == 0 and alpha is None:  # exactly cross_entropy's (one sweep fewer)
+        return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
+                     grad_mask(input, target))[0]
     if target.is_floating_point():
         raise NotImplementedError("focal_loss: probability targets are not supported; pass class indices")
     a_t = alpha if isinstance(alpha, Tensor) else None
     a_v = 1.0 if alpha is None or a_t is not None else float(alpha)
     return _call("focal_loss", input, target, weight, a_t, a_v, float(gamma), r, int(ignore_index),
-                 grad_mask(input))[0]
+                 float(label_smoothing), grad_mask(input))[0]

@@ -169,9 +169,9 @@ def _sigmoid_focal_index_loss(a):
 
 
 def _focal_aux(a):
-    """focal_loss's saved (m, log z) per sample (csrc/losses/focal_loss.h), in the math dtype."""
+    """focal_loss's saved (m, log z[, Sk when smoothed]) per sample (csrc/losses/focal_loss.h), in the math dtype."""
     s = _rowwise_samples(a, _math_dtype(a["input"].dtype))
-    return [s.new_empty((*s.shape, 2))]
+    return [s.new_empty((*s.shape, 3 if a["label_smoothing"] > 0 else 2))]
 
 
 # ---- ctc_loss: (T, N, C) / unbatched (T, C) log_probs (csrc/ops/ctc_loss.cpp) -------------------

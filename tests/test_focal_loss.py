@@ -265,8 +265,9 @@ def test_sigmoid_index_gradcheck_opcheck_compile_module():
 
 # ---- softmax form ----------------------------------------------------------------------------------
 
-def ref_focal(x, t, alpha=None, gamma=2.0, weight=None, ignore_index=-100, reduction="mean"):
-    """float64 composite: -w_t a_t (1 - p_t)^gamma log p_t, weighted mean over sum of w_t."""
+def ref_focal(x, t, alpha=None, gamma=2.0, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """float64 composite: -w_t a_t (1 - p_t)^gamma log p_t, weighted mean over sum of w_t; smoothed
+    eps: (1 - eps) times that plus eps / C sum_c -w_c a_c (1 - p_c)^gamma log p_c (cross_entropy's rule)."""
     cdim = 0 if x.dim() == 1 else 1
     lp = torch.log_softmax(x, cdim)
     if x.dim() == 1:
@@ -278,6 +279,10 @@ def ref_focal(x, t, alpha=None, gamma=2.0, weight=None, ignore_index=-100, reduc
     a = torch.ones_like(w) if alpha is None else (alpha if isinstance(alpha, torch.Tensor) else torch.full_like(w, alpha))
     wt, at = w[tc] * valid, a[tc]
     loss = -wt * at * (1 - lpt.exp()) ** gamma * lpt
+    if label_smoothing > 0:
+        u = (w * a).view(-1, *([1] * (lp.dim() - 2)))
+        every = (-u * (1 - lp.exp()) ** gamma * lp).sum(1) * valid
+        loss = (1 - label_smoothing) * loss + label_smoothing / lp.shape[1] * every
     if x.dim() == 1:
         loss, wt = loss.squeeze(0), wt.squeeze(0)
     if reduction == "mean":
@@ -321,6 +326,71 @@ def test_softmax_gamma0_is_cross_entropy(reduction):
                lambda x: F.cross_entropy(x, t, reduction=reduction, label_smoothing=0.2), [x])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(6,), (7, 11), (3, 5, 4), (2, 4, 3, 5), (0, 3), (5, 37)])
+def test_softmax_label_smoothing_matches_composite(shape, reduction, dtype, device):
+    # Rows (7, 11), (5, 37: vector tails) and spatial (3, 5, 4) layouts, every alpha form, weights.
+    C = shape[0] if len(shape) == 1 else shape[1]
+    cases = [(2.0, None, False, 0.1), (0.5, 0.25, True, 0.3), (0.0, "t", True, 0.2), (5.0, "t", False, 1.0),
+             (1.5, None, True, 0.05)]
+    for gamma, alpha, weighted, eps in cases:
+        x = torch.randn(shape, dtype=dtype, device=device) * 3
+        t = _targets(x, C).to(device)
+        w = torch.rand(C, dtype=dtype, device=device) + 0.3 if weighted else None
+        a = torch.rand(C, dtype=dtype, device=device) + 0.1 if alpha == "t" else alpha
+        check_loss(lambda x: LF.focal_loss(x, t, a, gamma, w, reduction=reduction, label_smoothing=eps),
+                   lambda x: ref_focal(x, t.cpu(), a if not isinstance(a, torch.Tensor) else a.double().cpu(),
+                                       gamma, None if w is None else w.double().cpu(), reduction=reduction,
+                                       label_smoothing=eps),
+                   [x], check_dtype=False)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_softmax_smoothing_at_gamma0_is_cross_entropys_through_the_focal_kernel(reduction):
+    # alpha = 1.0 (a float) keeps focal_loss off the cross_entropy shortcut: the focal kernel's second
+    # sweep must give cross_entropy's smoothed value and gradient (rows and spatial layouts, weighted).
+    for shape in [(8, 6), (4, 6, 5)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        t = _targets(x, 6)
+        w = torch.rand(6, dtype=torch.float64) + 0.5
+        check_loss(lambda x: LF.focal_loss(x, t, 1.0, 0.0, w, reduction=reduction, label_smoothing=0.3),
+                   lambda x: F.cross_entropy(x, t, w, reduction=reduction, label_smoothing=0.3), [x])
+
+
+def test_softmax_smoothing_long_rows_split_into_segments():
+    # Rows of >= 131072 classes and few of them: the CPU cuts each row into segments (both sweeps).
+    x = torch.randn(2, 140001, dtype=torch.float64) * 2
+    t = torch.tensor([5, 140000])
+    for r in REDUCTIONS:
+        check_loss(lambda x: LF.focal_loss(x, t, 0.5, 2.0, reduction=r, label_smoothing=0.1),
+                   lambda x: ref_focal(x, t, 0.5, 2.0, reduction=r, label_smoothing=0.1), [x])
+
+
+def test_softmax_smoothing_gradcheck_gradgradcheck_opcheck_compile():
+    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
+    t = _targets(x, 4)
+    a = torch.rand(4, dtype=torch.float64) + 0.2
+    w = torch.rand(4, dtype=torch.float64) + 0.2
+    for gamma in (0.5, 2.0):
+        for r in ("none", "mean", "sum"):
+            f = lambda x: LF.focal_loss(x, t, a, gamma, w, reduction=r, label_smoothing=0.2)  # noqa: E731
+            assert torch.autograd.gradcheck(f, (x,))
+            assert torch.autograd.gradgradcheck(f, (x,))
+    for r in (0, 1, 2):
+        opcheck(OPS.focal_loss, (x, t, w, a, 1.0, 2.0, r, -100, 0.2, [True]))
+    f = torch.compile(lambda x: LF.focal_loss(x, t, 0.5, 2.0, label_smoothing=0.1), fullgraph=True)
+    out = f(x)
+    xr = x.detach().clone().requires_grad_()
+    ref = ref_focal(xr, t, 0.5, 2.0, label_smoothing=0.1)
+    assert_close(out, ref, torch.float64)
+    assert_close(torch.autograd.grad(out, x)[0], torch.autograd.grad(ref, xr)[0], torch.float64)
+    m = LN.FocalLoss(alpha=a, gamma=2.0, label_smoothing=0.2)
+    assert "label_smoothing=0.2" in repr(m)
+    assert_close(m(x, t), ref_focal(x.detach(), t, a, 2.0, label_smoothing=0.2), torch.float64)
+
+
 def test_softmax_stable_at_certain_rows():
     # p_t = 1 (and 1 - p_t = 0) for gamma < 1: finite loss and gradient, as the limit says.
     x = torch.tensor([[60.0, 0.0, -5.0], [0.0, 1.0, 2.0], [-1e4, 0.0, 3.0]], dtype=torch.float32, requires_grad=True)
@@ -345,8 +415,8 @@ def test_softmax_errors():
         LF.focal_loss(x, t[:3])
     with pytest.raises(RuntimeError):
         LF.focal_loss(x, t, alpha=torch.ones(4))
-    with pytest.raises(NotImplementedError):
-        LF.focal_loss(x, t, gamma=2.0, label_smoothing=0.1)
+    with pytest.raises(RuntimeError, match="label_smoothing"):  # as cross_entropy
+        LF.focal_loss(x, t, gamma=2.0, label_smoothing=1.5)
     with pytest.raises(NotImplementedError):
         LF.focal_loss(x, torch.rand(4, 5))
     with pytest.raises(RuntimeError, match="not differentiable"):
@@ -361,7 +431,7 @@ def test_softmax_gradcheck_opcheck_compile_module():
         for r in ("none", "mean", "sum"):
             assert torch.autograd.gradcheck(lambda x: LF.focal_loss(x, t, a, gamma, reduction=r), (x,))
     for r in (0, 1, 2):
-        opcheck(OPS.focal_loss, (x, t, None, a, 1.0, 2.0, r, -100, [True]))
+        opcheck(OPS.focal_loss, (x, t, None, a, 1.0, 2.0, r, -100, 0.0, [True]))
     f = torch.compile(lambda x: LF.focal_loss(x, t, 0.5, 2.0), fullgraph=True)
     out = f(x)
     xr = x.detach().clone().requires_grad_()

@@ -37,6 +37,24 @@ def _anon_huge_kb(ptr: int, nbytes: int) -> int:
     return total
 
 
+def _control_huge_kb(nbytes: int) -> int:
+    """AnonHugePages (kB) the kernel gives now to a fresh anonymous mapping advised MADV_HUGEPAGE by
+    hand and written once: what lossext's advice can get at best."""
+    import ctypes
+    import mmap
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+        m.write(b"\x01" * nbytes)
+        c = ctypes.c_char.from_buffer(m)
+        try:
+            return _anon_huge_kb(ctypes.addressof(c), nbytes)
+        finally:
+            del c
+    finally:
+        m.close()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_large_gradients_match_torch(dtype):
     g = torch.Generator().manual_seed(0)
@@ -63,7 +81,12 @@ def test_fresh_gradient_uses_huge_pages():
     y = torch.randn(x.shape)
     LF.mse_loss(x, y).backward()
     grad = x.grad
-    assert _anon_huge_kb(grad.data_ptr(), grad.nbytes) >= 2048, "the fresh 64 MiB gradient got no huge page"
+    got = _anon_huge_kb(grad.data_ptr(), grad.nbytes)
+    if got < 2048 and _control_huge_kb(grad.nbytes) < 2048:
+        # The kernel gave none to a buffer advised by hand either (memory fragmented by other
+        # processes, defrag off): nothing lossext could have done; CI's busy machines do this.
+        pytest.skip("the kernel has no huge page to give right now (an advised control buffer got none)")
+    assert got >= 2048, "the fresh 64 MiB gradient got no huge page (an advised control buffer did)"
 
 
 def test_opt_out_gives_the_same_bits():

@@ -91,11 +91,8 @@ Tensor focal_loss(const Tensor& input, const Tensor& target, const FocalLossFunc
   check_not_differentiable("focal_loss", "weight", options.weight());
   check_not_differentiable("focal_loss", "alpha", alpha_t);
   const int64_t r = reduction(options.reduction());
-  if (options.label_smoothing() > 0) {
-    TORCH_CHECK_NOT_IMPLEMENTED(options.gamma() == 0 && !alpha_t.defined() && !options.alpha().has_value(),
-                                "focal_loss: label_smoothing > 0 is implemented only for gamma = 0 and "
-                                "alpha = None (cross_entropy's smoothing)");
-    return cross_entropy(input, target, tf::CrossEntropyFuncOptions()
+  if (options.label_smoothing() > 0 && options.gamma() == 0 && !alpha_t.defined() && !options.alpha().has_value()) {
+    return cross_entropy(input, target, tf::CrossEntropyFuncOptions()  // exactly its smoothing, one sweep fewer
                                             .weight(options.weight())
                                             .ignore_index(options.ignore_index())
                                             .reduction(options.reduction())
@@ -103,9 +100,11 @@ Tensor focal_loss(const Tensor& input, const Tensor& target, const FocalLossFunc
   }
   TORCH_CHECK_NOT_IMPLEMENTED(!target.is_floating_point(),
                               "focal_loss: probability targets are not supported; pass class indices");
-  static const auto f = op<R3(T, T, OT, OT, double, double, int64_t, int64_t, Mask<1>)>("lossext::focal_loss");
+  static const auto f =
+      op<R3(T, T, OT, OT, double, double, int64_t, int64_t, double, Mask<1>)>("lossext::focal_loss");
   return std::get<0>(f.call(input, target, opt(options.weight()), opt(alpha_t), options.alpha().value_or(1.0),
-                            options.gamma(), r, options.ignore_index(), Mask<1>{wants_grad(input)}));
+                            options.gamma(), r, options.ignore_index(), options.label_smoothing(),
+                            Mask<1>{wants_grad(input)}));
 }
 
 // ---- linear_cross_entropy ------------------------------------------------------------------------

@@ -7,8 +7,11 @@
 namespace lossext::CPU_CAPABILITY {
 namespace {
 void focal_loss_cpu(const RowwiseArgs& a, const FocalParams& p) {
-  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "focal_loss_cpu",
-                                  [&] { rowwise_cpu<scalar_t, FocalRow<math_t<scalar_t>>>(a, p, "focal_loss"); });
+  LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "focal_loss_cpu", [&] {
+    focal_dispatch_kind(a, p, [&](auto kind) {
+      rowwise_cpu<scalar_t, FocalRow<math_t<scalar_t>, decltype(kind)::value>>(a, p, "focal_loss");
+    });
+  });
 }
 }  // namespace
 }  // namespace lossext::CPU_CAPABILITY

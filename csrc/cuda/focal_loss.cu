@@ -7,7 +7,7 @@ namespace {
 void focal_loss_cuda(const RowwiseArgs& a, const FocalParams& p) {
   LOSSEXT_DISPATCH_FLOATING_TYPES(a.dtype, "focal_loss_cuda", [&] {
     using M = typename RowMath<scalar_t>::type;
-    rowwise_cuda<scalar_t, FocalRow<M>>(a, p);
+    focal_dispatch_kind(a, p, [&](auto kind) { rowwise_cuda<scalar_t, FocalRow<M, decltype(kind)::value>>(a, p); });
   });
 }
 }  // namespace

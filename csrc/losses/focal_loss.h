@@ -1,12 +1,18 @@
 // focal_loss, the softmax (multi-class) form, as a row-wise functor: cross_entropy's plain
 // statistics (m = max_c x_c, z = sum_c exp(x_c - m)), a different per-row coefficient.
-// With lp = log p_t = (x_t - m) - log z, q = 1 - p_t = -expm1(lp), a = alpha (alpha[t] per class,
-// 1 without), w_t the class weight and r the row's gradient scale:
-//   loss    = -w_t a q^g lp
-//   dL/dx_c = r w_t K (p_c - [c == t]),  K = -p_t dl/dp_t = a q^g (1 + g p_t (-lp) / q)
-// (from dl/dp = -a [q^g / p - g q^(g-1) lp] and dp_t/dx_c = p_t ([c == t] - p_c)).
-// Stable at p_t -> 1: (-lp) / q -> 1 (taken as 1 at q = 0), q^0 = 1 exactly for g = 0 (0^0 = 1),
-// so g < 1 stays finite; at g = 0, a = 1 it is cross_entropy exactly.
+// With lp_c = log p_c = (x_c - m) - log z, q_c = 1 - p_c = -expm1(lp_c), the focal terms
+//   g(p) = -q^g log p  (the loss of a class)   kf(p) = -p g'(p) = q^g (1 + g p (-lp) / q),
+// u_c = w_c a_c (class weight times alpha: alpha[c] per class, else the float alpha, 1 without),
+// and r the row's gradient scale:
+//   loss    = u_t g(p_t)
+//   dL/dx_c = r u_t kf(p_t) (p_c - [c == t])      (from dp_t/dx_c = p_t ([c == t] - p_c))
+// Label smoothing eps (cross_entropy's rule, e = eps / C): beta_c = (1-eps) u_t [c == t] + e u_c,
+//   loss    = (1-eps) u_t g(p_t) + e sum_c u_c g(p_c)
+//   dL/dx_c = r [ p_c K - beta_c kf(p_c) ],  K = sum_j beta_j kf(p_j) = (1-eps) u_t kf(p_t) + e Sk
+// where Sg = sum_c u_c g(p_c) and Sk = sum_c u_c kf(p_c) need the row's lse: the driver's second
+// sweep (kStats2, lossext/rowwise.h); Sk is saved for a separate backward.
+// Stable at p -> 1: (-lp) / q -> 1 (taken as 1 at q = 0), q^0 = 1 exactly for g = 0 (0^0 = 1),
+// so g < 1 stays finite; at g = 0, alpha = None it is cross_entropy exactly (smoothing included).
 #pragma once
 
 #include <losses/cross_entropy.h>
@@ -19,12 +25,14 @@ struct FocalParams {
   double gamma = 2;
   double alpha = 1;            // the float alpha (1 without one)
   const void* alpha_c = nullptr;  // a per-class alpha (C,), contiguous, in the math type; nullptr: none
+  double smoothing = 0;        // label smoothing in [0, 1]
 };
 
-C10_HOST_DEVICE inline float focal_expm1(float x) { return ::expm1f(x); }
-C10_HOST_DEVICE inline double focal_expm1(double x) { return ::expm1(x); }
+// What a row's sweeps compute (compile-time): plain; smoothed with u_c = alpha; smoothed with
+// per-class u_c (RowwiseArgs::sweep_weight or the class weights, handed to the functor as w).
+enum FocalKind : int { kFocalPlain = 0, kFocalSmooth = 1, kFocalSmoothW = 2 };
 
-template <class M>
+template <class M, int K = kFocalPlain>
 struct FocalRow : CrossEntropyRow<M, kCEPlain> {
   using Base = CrossEntropyRow<M, kCEPlain>;
   using Base::kCA;
@@ -37,57 +45,133 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
   using Base::kM;
   using Base::kStats;
   using Base::kZ;
+  static constexpr bool kSmooth = K != kFocalPlain;
+  static constexpr bool kWeighted = K == kFocalSmoothW;  // the sweeps read u_c as w
+  static constexpr int kStats2 = kSmooth ? 2 : 0;         // Sg, Sk
+  static constexpr int kSaved = kSmooth ? 3 : 2;          // m, log z (, Sk)
+  enum { kSg, kSk };
   M gamma, alpha;
   const M* alpha_c;
   int gk;  // 0: g = 0, 2: g = 2, 3: any other g
+  M eps, es, asw;  // smoothing, eps / C, the sweeps' scalar factor (the float alpha; 1 when u_c is in w)
 
   C10_HOST_DEVICE FocalRow(const FocalParams& p, int64_t classes, M w_total)
       : Base(CrossEntropyParams{}, classes, w_total), gamma(static_cast<M>(p.gamma)),
         alpha(static_cast<M>(p.alpha)), alpha_c(static_cast<const M*>(p.alpha_c)),
-        gk(p.gamma == 0 ? 0 : p.gamma == 2 ? 2 : 3) {}
+        gk(p.gamma == 0 ? 0 : p.gamma == 2 ? 2 : 3), eps(static_cast<M>(p.smoothing)),
+        es(classes > 0 ? static_cast<M>(p.smoothing) / static_cast<M>(classes) : M(0)),
+        asw(p.alpha_c ? M(1) : static_cast<M>(p.alpha)) {}
 
-  // q^g, and K / a (above); lp <= 0 (NaN for a non-finite row).
-  C10_HOST_DEVICE void focal(M lp, M& qg, M& kf) const {
-    const M q = -focal_expm1(lp), p = vm::exp(lp);
-    qg = gk == 0 ? M(1) : gk == 2 ? q * q : vm::exp(gamma * vm::log(q));
-    const M ratio = q > M(0) ? -lp / q : M(1);
-    kf = gk == 0 ? M(1) : qg * (M(1) + gamma * (p > M(0) ? p * ratio : M(0)));
+  // q^g and kf (above) of log-probabilities lp <= 0 (NaN for a non-finite row); scalars or lanes.
+  template <class V>
+  C10_HOST_DEVICE void terms(const V& lp, V& qg, V& kf) const {
+    const V one(M(1)), zero(M(0));
+    const V q = zero - vm::expm1(lp), p = vm::exp(lp);
+    qg = gk == 0 ? one : gk == 2 ? q * q : vm::exp(V(gamma) * vm::log(q));
+    const V ratio = vm::where(q > zero, (zero - lp) / q, one);
+    kf = gk == 0 ? one : qg * (one + V(gamma) * vm::where(p > zero, p * ratio, zero));
   }
 
   C10_HOST_DEVICE M alpha_of(const RowSample<M>& smp) const {
     return alpha_c ? (smp.t >= 0 ? alpha_c[smp.t] : smp.wt) : alpha;  // (invalid: wt is NaN)
   }
 
-  C10_HOST_DEVICE void coefs(M m, M lz, const RowSample<M>& smp, M (&k)[kCoefs], M& loss) const {
+  // k (and the loss) from (m, log z) and the second sweep's sums (0 without smoothing).
+  C10_HOST_DEVICE M coefs(M m, M lz, M sg, M sk, const RowSample<M>& smp, M (&k)[kCoefs]) const {
     const M nan_if = (m + lz) - (m + lz);
     const M nlp = (m - smp.xt) + lz;  // -log p_t, as cross_entropy's
     M qg, kf;
-    focal(-nlp, qg, kf);
-    const M wa = smp.wt * alpha_of(smp);
-    const M s = smp.r * wa * kf;
+    terms<M>(-nlp, qg, kf);
+    const M ut = smp.wt * alpha_of(smp);
     k[kCm] = m;
     k[kClz] = lz + nan_if;
-    k[kCA] = s * vm::exp(-lz) + nan_if;
-    k[kCe] = M(0);
     k[kCby] = M(0);
-    k[kCt] = s;
-    loss = wa * qg * nlp + nan_if;
+    if constexpr (kSmooth) {
+      const M kt = (M(1) - eps) * ut * kf + es * asw * sk;
+      k[kCA] = smp.r * kt * vm::exp(-lz) + nan_if;
+      k[kCe] = smp.r * es * asw;
+      k[kCt] = smp.r * ut * kf * (es + (M(1) - eps));  // pass 2's e u_t kf_t plus the [c == t] term
+      return (M(1) - eps) * ut * qg * nlp + es * asw * sg + nan_if;
+    } else {
+      const M s = smp.r * ut * kf;
+      k[kCA] = s * vm::exp(-lz) + nan_if;
+      k[kCe] = M(0);
+      k[kCt] = s;
+      return ut * qg * nlp + nan_if;
+    }
   }
 
   C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
     const M m = s[kM], lz = vm::log(s[kZ]);
     saved[0] = m;
     saved[1] = lz;
-    M loss;
-    coefs(m, lz, smp, k, loss);
-    return loss;
+    return coefs(m, lz, M(0), M(0), smp, k);  // (smoothed: k[kCm], k[kClz] for the second sweep)
+  }
+
+  // The second sweep (smoothed only): Sg and Sk with finish's m and log z.
+  template <bool kTail, int U, class V>
+  C10_HOST_DEVICE void add2(V (&s2)[kSmooth ? kStats2 : 1], const V (&k)[kCoefs], const V (&x)[U],
+                            const V (&w)[U]) const {
+    for (int u = 0; u < U; ++u) {
+      const V lp = (x[u] - k[kCm]) - k[kClz];
+      V qg, kf;
+      terms(lp, qg, kf);
+      V g = qg * (V(M(0)) - lp);
+      if constexpr (kWeighted) {
+        g = w[u] * g;
+        kf = w[u] * kf;
+      }
+      if constexpr (kTail) {  // padded lanes (w = 0, x = -inf: g = inf) add nothing
+        const V zero(M(0));
+        const V used = w[u] != zero;
+        g = vm::where(used, g, zero);
+        kf = vm::where(used, kf, zero);
+      }
+      s2[kSg] = s2[kSg] + g;
+      s2[kSk] = s2[kSk] + kf;
+    }
+  }
+
+  C10_HOST_DEVICE M finish2(const M (&s2)[kSmooth ? kStats2 : 1], const RowSample<M>& smp, M (&k)[kCoefs],
+                            M* saved) const {
+    saved[2] = s2[kSk];
+    return coefs(saved[0], saved[1], s2[kSg], s2[kSk], smp, k);
   }
 
   C10_HOST_DEVICE void resume(const M* saved, const RowSample<M>& smp, M (&k)[kCoefs]) const {
-    M loss;
-    coefs(saved[0], saved[1], smp, k, loss);
+    coefs(saved[0], saved[1], M(0), kSmooth ? saved[2] : M(0), smp, k);
+  }
+
+  template <class V>
+  C10_HOST_DEVICE void grad(const V (&k)[kCoefs], const V& x, const V& y, const V& w, V& gx, V& gy) const {
+    const V d = x - k[kCm];
+    const V ap = k[kCA] * vm::fast_exp(d);
+    if constexpr (kSmooth) {
+      V qg, kf;
+      terms(d - k[kClz], qg, kf);
+      gx = ap - (kWeighted ? w * kf : kf) * k[kCe];
+    } else {
+      gx = ap;
+    }
+    gy = V(M(0));
   }
 };
+
+// The kind of a problem: smoothed rows read u_c from the sweeps' weights where there are any.
+inline int focal_kind(const RowwiseArgs& a, const FocalParams& p) {
+  if (!(p.smoothing > 0)) return kFocalPlain;
+  return (a.weight || a.sweep_weight) ? kFocalSmoothW : kFocalSmooth;
+}
+
+// fn(std::integral_constant<int, K>{}) for the problem's kind.
+template <class F>
+inline void focal_dispatch_kind(const RowwiseArgs& a, const FocalParams& p, const F& fn) {
+  switch (focal_kind(a, p)) {
+    case kFocalPlain: return fn(std::integral_constant<int, kFocalPlain>{});
+    case kFocalSmooth: return fn(std::integral_constant<int, kFocalSmooth>{});
+    default: return fn(std::integral_constant<int, kFocalSmoothW>{});
+  }
+}
 
 using FocalFn = void (*)(const RowwiseArgs&, const FocalParams&);
 LOSSEXT_DECLARE_STUB(focal_loss_stub, FocalFn);

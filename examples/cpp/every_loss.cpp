@@ -111,6 +111,11 @@ int main() {
   check("focal_loss(alpha)", {x}, [&] { return L::focal_loss(x, cls, L::FocalLossFuncOptions().alpha(0.25)); }, [&] {
     Tensor lpt = torch::log_softmax(x, 1).gather(1, cls.unsqueeze(1)).squeeze(1);
     return (-0.25 * (1 - lpt.exp()).pow(2) * lpt).mean(); });
+  // label smoothing eps: (1 - eps) times the target's term plus eps / C times every class's.
+  check("focal_loss(label_smoothing)", {x}, [&] {
+    return L::focal_loss(x, cls, L::FocalLossFuncOptions().gamma(1.5).label_smoothing(0.2)); }, [&] {
+    Tensor lps = torch::log_softmax(x, 1), fl = -(1 - lps.exp()).pow(1.5) * lps;
+    return (0.8 * fl.gather(1, cls.unsqueeze(1)).squeeze(1) + 0.2 / 5 * fl.sum(1)).mean(); });
   check("sigmoid_focal_loss", {x}, [&] { return L::sigmoid_focal_loss(x, t01.round()); }, [&] {
     Tensor y = t01.round(), s = torch::sigmoid(x), pt_ = s * y + (1 - s) * (1 - y);
     return (0.25 * y + 0.75 * (1 - y)) * (1 - pt_).pow(2) *

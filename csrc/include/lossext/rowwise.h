@@ -35,6 +35,13 @@
 //   finish(s, smp, k, saved)     the row's loss; fills the gradient coefficients k[kCoefs] and the
 //                                kSaved statistics a separate backward needs
 //   resume(saved, smp, k)        the backward's k from the saved statistics
+// A functor with kStats2 > 0 (optional, default 0; focal_loss with label smoothing) has statistics
+// that need pass 1's result (sums of a nonlinear function of p_c = exp(x_c - lse)): in the forward,
+// after finish, the driver sweeps the row once more,
+//   add2<kTail>(s2, k, x[U], w[U])     s2[kStats2] plain sums (added in a fixed order), with finish's k;
+//                                in the tail w = 0 and x = pad() in unused lanes
+//   finish2(s2, smp, k, saved)   the row's final loss; completes k and the saved statistics
+// (a separate backward still only calls resume).
 //   grad(k, x, y, w, gx, gy)     pass 2 (only if a gradient is wanted): dL/dx (and dL/dy) of U
 //                                elements, [c == t] terms excluded
 //   grad_target(k, x_t)          class targets: dL/dx_t, written over pass 2's value at c == t
@@ -110,6 +117,10 @@ struct RowwiseArgs {
   const void* third = nullptr;   // a third operand laid out like the input (triplet's negative), or nullptr
   void* grad_third = nullptr;    // nullptr: not wanted
   const void* weight = nullptr;  // (C,) contiguous, dtype; nullptr: every class weighs 1
+  // The per-class factors the sweeps hand the functor as w (F::kWeighted), when they differ from
+  // the class weights (focal_loss: w_c alpha_c): (C,) contiguous in the math type; nullptr: weight.
+  // The mean's denominator, W and RowSample::wt still come from weight.
+  const void* sweep_weight = nullptr;
   int64_t ignore_index = -100;
   bool use_ignore_index = true;  // false: no target is ignored (ignore_index unused)
   bool weighted_mean = true;     // false: the mean divides by the number of rows, not by sum of w[t]
@@ -170,6 +181,12 @@ template <class F, class = void>
 struct RowSumStats { static constexpr bool value = false; };
 template <class F>
 struct RowSumStats<F, std::void_t<decltype(F::kSumStats)>> { static constexpr bool value = F::kSumStats; };
+
+// F's number of second-sweep statistics (F::kStats2; 0 when F does not declare it).
+template <class F, class = void>
+struct RowStats2 { static constexpr int value = 0; };
+template <class F>
+struct RowStats2<F, std::void_t<decltype(F::kStats2)>> { static constexpr int value = F::kStats2; };
 
 // Whether functor F takes a third operand (F::kThird; false when F does not declare it).
 template <class F, class = void>

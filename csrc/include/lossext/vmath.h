@@ -24,6 +24,8 @@ C10_HOST_DEVICE inline float log(float x) { return ::logf(x); }
 C10_HOST_DEVICE inline double log(double x) { return ::log(x); }
 C10_HOST_DEVICE inline float log1p(float x) { return ::log1pf(x); }
 C10_HOST_DEVICE inline double log1p(double x) { return ::log1p(x); }
+C10_HOST_DEVICE inline float expm1(float x) { return ::expm1f(x); }
+C10_HOST_DEVICE inline double expm1(double x) { return ::expm1(x); }
 C10_HOST_DEVICE inline float sqrt(float x) { return ::sqrtf(x); }
 C10_HOST_DEVICE inline double sqrt(double x) { return ::sqrt(x); }
 C10_HOST_DEVICE inline float abs(float x) { return ::fabsf(x); }
@@ -53,6 +55,7 @@ using at::vec::Vectorized;
 template <class T> inline Vectorized<T> exp(const Vectorized<T>& x) { return x.exp(); }
 template <class T> inline Vectorized<T> log(const Vectorized<T>& x) { return x.log(); }
 template <class T> inline Vectorized<T> log1p(const Vectorized<T>& x) { return x.log1p(); }
+template <class T> inline Vectorized<T> expm1(const Vectorized<T>& x) { return x.expm1(); }
 template <class T> inline Vectorized<T> sqrt(const Vectorized<T>& x) { return x.sqrt(); }
 template <class T> inline Vectorized<T> abs(const Vectorized<T>& x) { return x.abs(); }
 template <class T> inline Vectorized<T> max(const Vectorized<T>& a, const Vectorized<T>& b) { return at::vec::maximum(a, b); }

@@ -44,7 +44,7 @@ struct FocalLossOptions {
   TORCH_ARG(torch::Tensor, weight) = {};
   TORCH_ARG(int64_t, ignore_index) = -100;
   TORCH_ARG(reduction_t, reduction) = torch::kMean;
-  TORCH_ARG(double, label_smoothing) = 0.0;  // > 0 only for gamma = 0 without alpha (cross_entropy)
+  TORCH_ARG(double, label_smoothing) = 0.0;  // cross_entropy's rule (lossext.functional.focal_loss)
 };
 
 // torch.nn.functional.linear_cross_entropy (torch 2.13), fused chunk by chunk of tokens.

@@ -18,6 +18,7 @@
 #include <c10/util/Exception.h>
 #include <lossext/cpu/reduce.h>
 #include <lossext/cpu/rowwise_prepass.h>
+#include <lossext/cpu/rowwise_sweep2.h>
 #include <lossext/cpu/vec.h>
 #include <lossext/rowwise.h>
 
@@ -31,12 +32,15 @@ namespace lossext::CPU_CAPABILITY {
 
 template <class T, class F>
 struct RowDriver {
+  using Functor = F;
   using M = math_t<T>;
   using V = Vectorized<M>;
   static constexpr int64_t L = V::size();
   static constexpr int U = 4;  // vectors (rows) / classes (spatial) per pass-1 step
   static constexpr int kS = F::kStats, kK = F::kCoefs;
   static constexpr bool kZ = RowThird<F>::value;  // a third operand (lossext/rowwise.h)
+  static constexpr int kS2 = RowStats2<F>::value;  // second-sweep statistics (lossext/rowwise.h)
+  static constexpr int kS2n = kS2 > 0 ? kS2 : 1;
 
   const RowwiseArgs& a;
   const char* op;
@@ -205,6 +209,7 @@ struct RowDriver {
         }
       }
       loss = f.finish(st, smp, k, saved_at(i));
+      if constexpr (kS2 > 0) loss = row_second_sweep(*this, r.x, smp, k, i, split);
     } else {
       f.resume(saved_at(i), smp, k);
     }
@@ -254,26 +259,32 @@ struct RowDriver {
       }
       for (int q = 0; q < kS; ++q) vs[q].store(stl[q]);
     }
-    double total = 0;
+    alignas(64) M lossl[L] = {};
     for (int64_t j = 0; j < cnt; ++j) {
       if (!cs[j].active) {
-        if (fwd) {
+        if (fwd)
           for (int64_t q = 0; q < sv; ++q) saved_at(i0 + j)[q] = M(0);
-          if (none) static_cast<T*>(a.loss)[i0 + j] = T(0);
-        }
         continue;
       }
       M k[kK];
       if (fwd) {
         M st[kS];
         for (int q = 0; q < kS; ++q) st[q] = stl[q][j];
-        const M loss = f.finish(st, smp[j], k, saved_at(i0 + j));
-        total += static_cast<double>(loss);
-        if (none) static_cast<T*>(a.loss)[i0 + j] = static_cast<T>(loss);
+        lossl[j] = f.finish(st, smp[j], k, saved_at(i0 + j));
       } else {
         f.resume(saved_at(i0 + j), smp[j], k);
       }
       for (int q = 0; q < kK; ++q) kl[q][j] = k[q];
+    }
+    if constexpr (kS2 > 0) {
+      if (fwd) block_second_sweep(*this, r.x, xc, cnt, kl, cs, smp, lossl, i0);
+    }
+    double total = 0;
+    if (fwd) {
+      for (int64_t j = 0; j < cnt; ++j) {
+        total += static_cast<double>(lossl[j]);  // (0 for inactive rows)
+        if (none) static_cast<T*>(a.loss)[i0 + j] = static_cast<T>(lossl[j]);
+      }
     }
     if (!r.g && !r.gy && !r.gz) return total;
 

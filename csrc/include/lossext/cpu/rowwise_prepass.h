@@ -77,7 +77,8 @@ double rowwise_prepass(const RowwiseArgs& a, const char* op) {
 }
 
 // The class weights in the math type (converted once for half types) and their sum W (C when
-// unweighted). `data` is nullptr when unweighted.
+// unweighted). `data` is what the sweeps read: args.sweep_weight where set, else the class weights
+// (nullptr when unweighted).
 template <class T>
 struct WeightView {
   using M = math_t<T>;
@@ -85,6 +86,12 @@ struct WeightView {
   const M* data = nullptr;
   M total = 0;
   explicit WeightView(const RowwiseArgs& a) {
+    load(a);
+    if (a.sweep_weight) data = static_cast<const M*>(a.sweep_weight);
+  }
+
+ private:
+  void load(const RowwiseArgs& a) {
     if (!a.weight) {
       total = static_cast<M>(a.C);
       return;

@@ -17,6 +17,15 @@ __device__ __forceinline__ F make_functor(const P& p, const RowwiseArgs& a, cons
   return F(p, a.C, static_cast<M>(scalars ? scalars[1] : static_cast<double>(a.C)));
 }
 
+// Plain addition as a group merge (the second sweep's sums, lossext/rowwise.h: kStats2).
+struct SumMerge {
+  template <class M, int K>
+  __device__ __forceinline__ void merge(M (&s)[K], const M (&o)[K]) const {
+#pragma unroll
+    for (int k = 0; k < K; ++k) s[k] += o[k];
+  }
+};
+
 // kGroup threads per row (1: the spatial layout, a thread per row walking the strided class dim,
 // coalesced across threads). VEC > 1: 16-byte packs of a contiguous row.
 template <class T, class F, class P, int kThreads, int kGroup, int VEC>
@@ -33,6 +42,8 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
   const bool none = a.reduction == Reduction::None;
   const double inv = a.reduction == Reduction::Mean ? 1.0 / scalars[0] : 1.0;
   const T* w = static_cast<const T*>(a.weight);
+  const M* sw = static_cast<const M*>(a.sweep_weight);  // what the sweeps read as w, where set
+  auto w_at = [&](int64_t c) -> M { return sw ? sw[c] : static_cast<M>(w[c]); };
   M* saved = static_cast<M*>(a.saved);
   const int64_t C = a.C, rows = a.N * a.S;
   const bool aliased = a.grad_input == a.input;  // the opt-in in-place gradient
@@ -80,7 +91,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
 #pragma unroll
           for (int i = 0; i < CNT; ++i) {
             if constexpr (!F::kOther) yv[i] = M(0);
-            wv[i] = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
+            wv[i] = F::kWeighted ? w_at(c + i) : M(1);
           }
           if constexpr (kZ) {
             f.template add<false, CNT>(st, xv, yv, zv, wv);
@@ -92,7 +103,20 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
       } else if (aliased) {
         group_sync<kGroup>();  // every thread has read x_t before anyone overwrites it
       }
-      const M l = f.finish(st, smp, k, saved + row * F::kSaved);
+      M l = f.finish(st, smp, k, saved + row * F::kSaved);
+      if constexpr (RowStats2<F>::value > 0) {  // the second sweep, with finish's k
+        M s2[RowStats2<F>::value] = {};
+        for_row_packs<VEC, kGroup>(x, C, lane, [&](int64_t c, auto cnt) {
+          constexpr int CNT = decltype(cnt)::value;
+          M xv[CNT], wv[CNT];
+          load_pack<CNT>(x + c * xc, xv);
+#pragma unroll
+          for (int i = 0; i < CNT; ++i) wv[i] = F::kWeighted ? w_at(c + i) : M(1);
+          f.template add2<false, CNT>(s2, k, xv, wv);
+        });
+        group_merge<kGroup>(SumMerge{}, s2);
+        l = f.finish2(s2, smp, k, saved + row * F::kSaved);
+      }
       if (lane == 0) {
         if (none) static_cast<T*>(a.loss)[row] = static_cast<T>(l);
         acc += static_cast<double>(l);
@@ -113,7 +137,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
 #pragma unroll
         for (int i = 0; i < CNT; ++i) {
           if constexpr (!F::kOther) yv[i] = M(0);
-          const M wi = F::kWeighted ? static_cast<M>(w[c + i]) : M(1);
+          const M wi = F::kWeighted ? w_at(c + i) : M(1);
           if constexpr (kZ) {
             f.grad(k, xv[i], yv[i], zv[i], wi, gv[i], gyv[i], gzv[i]);
           } else {
