@@ -46,7 +46,7 @@ def sigmoid_focal_loss(
     (N, C, d1..dk) input: class dim 1; the last dim wins where both shapes match): the loss of the
     one-hot of each index, computed without a one-hot tensor. Index C is background (all
     negatives), `ignore_index` rows contribute nothing, 'mean' divides by the number of elements of
-    the rows kept (rows x C; NaN when every row is ignored). CPU: an index outside [0, C] raises
+    the rows kept (rows x C; NaN when every row is ignored, with a zero gradient as cross_entropy's). CPU: an index outside [0, C] raises
     IndexError; CUDA (no host sync): that row's loss and gradient are NaN.
 
     Keyword-only (lossext): `weight`, not differentiable: a per-class (C,) weight (for float targets,

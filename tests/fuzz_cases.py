@@ -404,6 +404,69 @@ def _linear_ce(rng):
     return case
 
 
+def _sigmoid_focal(rng):
+    """sigmoid_focal_loss: float targets of the inputs' shape (probabilities or 0/1, differentiable)
+    or class-index targets (class dim last; index C: background; ignore_index), alpha (< 0: off),
+    gamma, a per-class weight, a normalizer (float or an integer count, as `num_pos`)."""
+    case = common(rng, "sigmoid_focal_loss", ("inputs", "targets"), ("inputs", "targets"))
+    shp = shape(rng, 1, 3)
+    C = shp[-1]
+    case.args.append(layout(rng, real(rng), shp, case.dtype, case.notes))
+    seed = torch.Generator().manual_seed(rng.getrandbits(31))
+    if rng.random() < 0.35:
+        t = torch.randint(0, C + 1, shp[:-1], generator=seed)
+        if rng.random() < 0.4 and t.numel():
+            case.kwargs["ignore_index"] = rng.choice([-100, 0])
+            t.view(-1)[::3] = case.kwargs["ignore_index"]
+        case.args.append(t)
+        case.diff = ("inputs",)
+        case.notes.append("index")
+    elif rng.random() < 0.5:
+        case.args.append(layout(rng, lambda s: (torch.rand(s, generator=seed) < 0.3).double(), shp, case.dtype, case.notes))
+    else:
+        case.args.append(layout(rng, unit(rng), shp, case.dtype, case.notes))
+    case.kwargs["alpha"] = rng.choice([0.25, 0.25, -1.0, 0.5, 1.0])
+    case.kwargs["gamma"] = rng.choice([2.0, 2.0, 0.0, 0.5, 1.5, 5.0])
+    if rng.random() < 0.3:
+        case.kwargs["weight"] = layout(rng, weights(rng), (C,), case.dtype, case.notes)
+    if rng.random() < 0.3:
+        case.kwargs["normalizer"] = (torch.tensor(rng.choice([1, 3, 17])) if rng.random() < 0.5
+                                     else torch.tensor(rng.choice([0.5, 4.0, 1e-3]), dtype=case.dtype))
+    reduction(rng, case)
+    return case
+
+
+def _focal(rng):
+    """focal_loss (softmax form) with cross_entropy's shapes and conventions: (C), (N, C) or
+    (N, C, d1..dk), class indices, ignore_index, class weights, alpha None / float / per class,
+    gamma, label smoothing."""
+    case = common(rng, "focal_loss", ("input", "target"), ("input",))
+    n, c = rng.choice([0, 1, 2, 5]), rng.choice([1, 2, 5, 19])
+    k = tuple(rng.choice([1, 2, 3]) for _ in range(rng.choice([0, 0, 1, 2])))
+    shp = (n, c) + k if rng.random() < 0.9 else (c,)
+    x = layout(rng, real(rng), shp, case.dtype, case.notes)
+    if rng.random() < 0.15:
+        x = x + 1e4
+        case.notes.append("logits+1e4")
+    case.args.append(x)
+    tshp = (shp[0],) + shp[2:] if len(shp) > 1 else ()
+    case.args.append(torch.randint(0, c, tshp, generator=torch.Generator().manual_seed(rng.getrandbits(31))))
+    if rng.random() < 0.3:
+        case.kwargs["weight"] = layout(rng, weights(rng), (c,), case.dtype, case.notes)
+    a = rng.random()
+    if a < 0.3:
+        case.kwargs["alpha"] = rng.choice([0.25, 1.0, 0.75])
+    elif a < 0.5:
+        case.kwargs["alpha"] = layout(rng, positive(rng, 0.05, (0.0,)), (c,), case.dtype, case.notes)
+    case.kwargs["gamma"] = rng.choice([2.0, 2.0, 0.0, 0.5, 3.5])
+    if rng.random() < 0.3:
+        case.kwargs["ignore_index"] = rng.choice([0, -100, 1])
+    if rng.random() < 0.35:
+        case.kwargs["label_smoothing"] = rng.choice([0.1, 0.5, 1.0])
+    reduction(rng, case)
+    return case
+
+
 GENERATORS = {
     "binary_cross_entropy_with_logits": _bce_with_logits,
     "binary_cross_entropy": _bce,
@@ -427,7 +490,82 @@ GENERATORS = {
     "triplet_margin_loss": _triplet,
     "ctc_loss": _ctc,
     "linear_cross_entropy": _linear_ce,
+    "sigmoid_focal_loss": _sigmoid_focal,
+    "focal_loss": _focal,
 }
+
+
+# ---- references of the losses torch does not have -------------------------------------------------
+def _half_in_float(*ts):
+    """float32 copies of half-type tensors (torch's CPU composites are slow or missing there)."""
+    return [t.float() if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16) else t for t in ts]
+
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def ref_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none", *, weight=None,
+                           normalizer=None, ignore_index=-100):
+    """torchvision's formula (float targets), on the one-hot of class indices (index C: background,
+    ignored rows dropped, the mean over the kept rows' elements), times the weight, / normalizer."""
+    from lossext._bench_focal import tv_sigmoid_focal_loss
+    _check_reduction(reduction)
+    dtype = inputs.dtype
+    x, t, w = _half_in_float(inputs, targets, weight)
+    keep = None
+    if not t.is_floating_point():
+        C = x.shape[-1]
+        keep = (t != ignore_index).unsqueeze(-1).to(x.dtype)
+        t = torch.nn.functional.one_hot(torch.where(t != ignore_index, t, C), C + 1)[..., :C].to(x.dtype)
+    loss = tv_sigmoid_focal_loss(x, t, alpha, gamma)
+    if keep is not None:  # an ignored row contributes nothing, whatever its logits
+        loss = torch.where(keep > 0, loss, torch.zeros_like(loss))
+    if w is not None:
+        loss = loss * w
+    if reduction == "mean":
+        loss = loss.mean() if keep is None else loss.sum() / (keep.sum() * x.shape[-1])
+    elif reduction == "sum":
+        loss = loss.sum()
+    if normalizer is not None:
+        loss = loss / normalizer.to(loss.dtype)
+    return loss.to(dtype)
+
+
+def ref_focal_loss(input, target, alpha=None, gamma=2.0, weight=None, ignore_index=-100, reduction="mean",
+                   label_smoothing=0.0):
+    """-w_t a_t (1 - p_t)^gamma log p_t over log_softmax, cross_entropy's weighted mean and smoothing
+    rule ((1 - eps) times that plus eps / C times the same term summed over every class)."""
+    _check_reduction(reduction)
+    dtype = input.dtype
+    x, w, a = _half_in_float(input, weight, alpha)
+    unbatched = x.dim() == 1
+    lp = torch.log_softmax(x.unsqueeze(0) if unbatched else x, 1)
+    t = target.unsqueeze(0) if unbatched else target
+    C = lp.shape[1]
+    valid = t != ignore_index
+    tc = torch.where(valid, t, torch.zeros_like(t))
+    w = torch.ones(C, dtype=lp.dtype) if w is None else w
+    a = torch.ones(C, dtype=lp.dtype) if a is None else (a if isinstance(a, torch.Tensor) else torch.full((C,), a, dtype=lp.dtype))
+    focal = -((1 - lp.exp()) ** gamma) * lp if gamma != 0 else -lp
+    wt = w[tc] * valid
+    loss = focal.gather(1, tc.unsqueeze(1)).squeeze(1) * w[tc] * a[tc]
+    if label_smoothing > 0:
+        u = (w * a).view(-1, *([1] * (lp.dim() - 2)))
+        loss = (1 - label_smoothing) * loss + label_smoothing / C * (focal * u).sum(1)
+    loss = torch.where(valid, loss, torch.zeros_like(loss))  # an ignored row: nothing, whatever its logits
+    if unbatched:
+        loss, wt = loss.squeeze(0), wt.squeeze(0)
+    if reduction == "mean":
+        loss = loss.sum() / wt.sum()
+    elif reduction == "sum":
+        loss = loss.sum()
+    return loss.to(dtype)
+
+
+# What a loss is compared with: torch's function, or for the losses torch lacks a reference above.
+REFERENCES = {"sigmoid_focal_loss": ref_sigmoid_focal_loss, "focal_loss": ref_focal_loss}
 
 
 # ---- documented deviations -------------------------------------------------------------------------------
@@ -476,6 +614,11 @@ def _lce_ignored_nonfinite(c):
     logits = logits + (b.double().reshape(b.shape[0], -1).t() if b is not None else 0)  # (N, S, C)
     ignored = (t == c.kwargs["ignore_index"]).reshape(logits.shape[:-1])
     return bool((~logits.isfinite()).any(-1)[ignored].any())
+
+
+def _reference_nan_lossext_not(c, w):
+    m = re.search(r"grad \w+: at \d+: lossext (\S+), torch nan", w)
+    return bool(m) and not math.isnan(float(m.group(1).rstrip(",")))
 
 
 DEVIATIONS = [
@@ -534,6 +677,9 @@ DEVIATIONS = [
               "in another order than torch's norm differ by ulp(d), far above the loss's own tolerance",
               lambda c, w: "value:" in w and max((a.double().nan_to_num(0, 0, 0).abs().max().item() if a.numel() else 0)
                                                  for a in c.args if isinstance(a, torch.Tensor)) >= 1e3),
+    Deviation(("sigmoid_focal_loss", "focal_loss"), "README, focal losses: at the limits (p_t = 1 with "
+              "gamma < 1; p = 0 at a -inf logit; the target gradient at an infinite logit) the composite's "
+              "autograd gives 0 * inf = NaN, lossext the limit", _reference_nan_lossext_not),
     Deviation(tuple(GENERATORS), "README: a per-element gradient beyond the dtype's range before the "
               "reduction's scale and grad_output multiply it is inf (torch scales first)",
               _unscaled_gradient_overflow),

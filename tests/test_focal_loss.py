@@ -1,5 +1,7 @@
 """The focal losses: sigmoid_focal_loss (torchvision's formula as the reference) and focal_loss
 (the softmax form: a float64 composite, and cross_entropy at gamma = 0)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -44,6 +46,19 @@ def test_sigmoid_gradient_finite_where_p_t_is_one(gamma):
     ok = torch.isfinite(gr)
     assert_close(g[ok], gr[ok].float(), torch.float32)
     assert g[0].abs() < 1e-12 and g[1].abs() < 1e-12  # the limit: 0
+
+
+def test_sigmoid_gamma0_has_no_focal_term_at_infinite_logits():
+    # Found by the fuzz test: at gamma = 0 the factor q^0 is the constant 1 and its derivative term
+    # is exactly 0; it was gamma * ce * ... = 0 * inf = NaN at an infinite logit. torchvision's
+    # autograd (pow's backward returns zeros for a zero exponent) gives the finite gradient.
+    x = torch.tensor([math.inf, -math.inf, 3.0, -math.inf], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    for alpha in (1.0, 0.25, -1.0):
+        g, = torch.autograd.grad(LF.sigmoid_focal_loss(x, t, alpha=alpha, gamma=0.0, reduction="sum"), x)
+        xr = x.detach().clone().requires_grad_()
+        gr, = torch.autograd.grad(tv_sigmoid_focal_loss(xr, t, alpha=alpha, gamma=0.0, reduction="sum"), xr)
+        assert torch.equal(g, gr), (alpha, g, gr)
 
 
 def test_sigmoid_weight_and_module():
@@ -187,13 +202,32 @@ def test_sigmoid_float_normalizer(reduction):
 def test_sigmoid_index_all_ignored_and_ignore_index():
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     t = torch.full((4,), -100)
-    assert torch.isnan(LF.sigmoid_focal_loss(x, t, reduction="mean"))  # 0 / 0, as torch's mean of nothing
+    m = LF.sigmoid_focal_loss(x, t, reduction="mean")
+    assert torch.isnan(m)  # 0 / 0, as torch's mean of nothing
+    # ... with a zero gradient, as cross_entropy's: an image whose anchors are all ignored must not
+    # put NaN into the weights (found by the fuzz test: it was NaN).
+    assert (torch.autograd.grad(m, x)[0] == 0).all()
     s = LF.sigmoid_focal_loss(x, t, reduction="sum")
     assert s.item() == 0 and (torch.autograd.grad(s, x)[0] == 0).all()
     assert (LF.sigmoid_focal_loss(x, t) == 0).all()
     t2 = torch.tensor([0, 2, 3, 1])  # ignore_index = 2: that row is dropped from the loss and the mean
     check_loss(lambda x: LF.sigmoid_focal_loss(x, t2, reduction="mean", ignore_index=2),
                lambda x: ref_sigmoid_index(x, t2, reduction="mean", ignore_index=2), [x])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_sigmoid_index_keeps_the_input_dtype(dtype):
+    # Found by the fuzz test: the kernel's internal class table (float32) took part in the type
+    # promotion, so float16/bfloat16 inputs got a float32 loss (the fake said float16: opcheck
+    # would fail), unlike the float-target form and torchvision's composite.
+    x = torch.randn(5, 4, dtype=dtype, requires_grad=True)
+    t = torch.tensor([0, 4, 2, -100, 1])
+    for r in REDUCTIONS:
+        for kw in ({}, {"weight": torch.rand(4, dtype=dtype)}, {"normalizer": torch.tensor(3)}):
+            out = LF.sigmoid_focal_loss(x, t, reduction=r, **kw)
+            assert out.dtype == dtype, (r, kw, out.dtype)
+            assert torch.autograd.grad(out.sum(), x)[0].dtype == dtype
+    opcheck(OPS.sigmoid_focal_loss_index, (x, t, None, None, 0.25, 2.0, 1, -100, [True]))
 
 
 def test_sigmoid_index_errors():

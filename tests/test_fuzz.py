@@ -8,6 +8,8 @@ of every argument both libraries differentiate. A value or gradient passes when 
 torch's in the same dtype or to torch's on float64 copies (lossext computes half types in float,
 and uses stable forms where torch overflows). Documented deviations (README) are listed in
 DEVIATIONS and skipped by an explicit predicate; everything else fails with the case's seed.
+The focal losses, which torch lacks, are compared with the composites of fuzz_cases.REFERENCES
+(torchvision's formula; the softmax form over log_softmax) the same way.
 
 LOSSEXT_FUZZ_CASES=N runs N cases per loss (default 500: 10-40 s in all on 2 cores, depending on load);
 LOSSEXT_FUZZ_SEED changes the seed; LOSSEXT_FUZZ_SHOW_DEVIATIONS=1 (with -s) prints every case
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import lossext.functional as LF
-from fuzz_cases import DEVIATIONS, GENERATORS, Case
+from fuzz_cases import DEVIATIONS, GENERATORS, REFERENCES, Case
 
 N_CASES = int(os.environ.get("LOSSEXT_FUZZ_CASES", "500"))
 SEED = int(os.environ.get("LOSSEXT_FUZZ_SEED", "0"))
@@ -82,7 +84,8 @@ def _first_difference(a, e, e64) -> str:
 
 def _compare(case: Case):
     """None when lossext agrees with torch, else what differs."""
-    ref = _run(getattr(F, case.name), case, upcast=False)
+    reference = REFERENCES.get(case.name) or getattr(F, case.name)
+    ref = _run(reference, case, upcast=False)
     got = _run(getattr(LF, case.name), case, upcast=False)
     if isinstance(ref, Exception) or isinstance(got, Exception):
         if type(ref) is type(got):
@@ -90,7 +93,7 @@ def _compare(case: Case):
         def what(r):
             return f"{type(r).__name__} ({str(r).splitlines()[0][:100]})" if isinstance(r, Exception) else "computes"
         return f"exception: torch {what(ref)}, lossext {what(got)}"
-    ref64 = _run(getattr(F, case.name), case, upcast=True)
+    ref64 = _run(reference, case, upcast=True)
     (lr, gr), (lg, gg) = ref, got
     if lg.dtype != lr.dtype or lg.shape != lr.shape:
         return f"result: torch {lr.dtype} {tuple(lr.shape)}, lossext {lg.dtype} {tuple(lg.shape)}"

@@ -109,7 +109,7 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
   }
 
   // The second sweep (smoothed only): Sg and Sk with finish's m and log z.
-  template <bool kTail, int U, class V>
+  template <int U, class V>
   C10_HOST_DEVICE void add2(V (&s2)[kSmooth ? kStats2 : 1], const V (&k)[kCoefs], const V (&x)[U],
                             const V (&w)[U]) const {
     for (int u = 0; u < U; ++u) {
@@ -120,12 +120,6 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
       if constexpr (kWeighted) {
         g = w[u] * g;
         kf = w[u] * kf;
-      }
-      if constexpr (kTail) {  // padded lanes (w = 0, x = -inf: g = inf) add nothing
-        const V zero(M(0));
-        const V used = w[u] != zero;
-        g = vm::where(used, g, zero);
-        kf = vm::where(used, kf, zero);
       }
       s2[kSg] = s2[kSg] + g;
       s2[kSk] = s2[kSk] + kf;

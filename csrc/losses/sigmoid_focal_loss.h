@@ -9,7 +9,8 @@
 //   dl/dt = a [ -x q^g + g ce q^(g-1) (pn - p) ] + (2 alpha - 1) ce q^g
 // At q = 0 (p_t = 1) with g < 1, q^(g-1) is infinite: the x term's limit is 0 (p pn / q -> 1 and
 // q^g -> 0), so it is taken as 0 there (torchvision's autograd gives NaN: inf * 0); the t term is
-// -inf there, as torchvision's. g = 0, 1, 2 are exact branches (0^0 = 1, no 0 * -inf).
+// -inf there, as torchvision's. g = 0, 1, 2 are exact branches (0^0 = 1, no 0 * -inf; at g = 0 the
+// g terms are exactly 0 even where ce is infinite).
 //
 // SigmoidFocalOp (float targets): operands x, t, w (a weight broadcast to x; absent = 1) and
 // nrm (the one-element normalizer; absent = 1): loss = w l / nrm, gradients likewise scaled.
@@ -24,8 +25,8 @@
 // tiles / vector lanes stay fully used at C = 80 or C = 1 alike. What is row-wise in it (validation
 // of the indices with IndexError on the CPU, and the mean's count of non-ignored rows on the device
 // without a host sync) is the row-wise driver's target pre-pass, run on the target alone.
-//   ignored (t == ignore_index): loss 0 and gradient 0 (NaN when the mean's count is 0: 0/0, as
-//   torch's mean of nothing); t == C (background): all negatives; t < 0 or t > C otherwise
+//   ignored (t == ignore_index): loss 0 and gradient 0 (the mean is NaN when its count is 0: 0/0, as
+//   torch's mean of nothing; the gradient stays 0 then, as cross_entropy's); t == C (background): all negatives; t < 0 or t > C otherwise
 //   (invalid, reachable on CUDA only, where no host sync can raise): NaN loss and gradient.
 //   loss = w_c l(x, [t == c]) / (nrm (den C)) with den C the number of elements of the kept rows.
 #pragma once
@@ -70,7 +71,9 @@ struct SigmoidFocalMath {
       qg1 = vm::exp(V(gamma - 1) * lq);
     }
     const V a = alpha < 0 ? one : V(alpha) * t + V(1 - alpha) * (one - t);
-    const V gce = V(gamma) * ce * qg1;
+    // g = 0: q^0 is the constant 1, its derivative term exactly 0 (not 0 * ce: inf at an infinite
+    // logit, as torch's pow backward, which returns zeros for a zero exponent).
+    const V gce = gk == 0 ? zero : V(gamma) * ce * qg1;
     const V tx = vm::where(q > zero, gce * p * pn * (one - V(2) * t), zero);
     gx = a * ((p - t) * qg + tx);
     const V l = ce * qg;
@@ -113,12 +116,12 @@ struct SigmoidFocalIndexOp {
     const V y = vm::where(t == in[2], one, zero);  // [t == c]; t == C (background) matches no class
     V k = has_nrm ? in[3] / in[4] : in[3];          // w_c / nrm
     if (mean) k = k / (in[5] * V(classes));         // / (kept rows x C)
-    const V dead = zero * k;  // an ignored element: 0, or NaN when the mean's count is 0 (0 / 0)
+    const V dead = zero * k;  // an ignored element's loss: 0, or NaN when the mean's count is 0 (0 / 0)
     if (invalid) k = k + vm::where((t < zero) | (t > V(classes)), V(std::numeric_limits<double>::quiet_NaN()), zero);
     const auto ignored = t == V(ignore_index);
     V gx, unused;
     const V l = m.eval<false>(in[0], y, gx, unused);
-    g[0] = vm::where(ignored, dead, k * gx);
+    g[0] = vm::where(ignored, zero, k * gx);  // 0 even then, as cross_entropy's (no NaN step on an empty batch)
     return vm::where(ignored, dead, k * l);
   }
 };

@@ -186,8 +186,8 @@ Prepared prepare(const PointwiseCall& call) {
   TORCH_CHECK(first != nullptr, call.op, ": no input tensor");
   p.shape = broadcast_shape(call.op, call.inputs, names);
   std::vector<at::Tensor> defined;
-  for (const auto& t : call.inputs)
-    if (t.defined()) defined.push_back(t);
+  for (size_t k = 0; k < call.inputs.size(); ++k)
+    if (call.inputs[k].defined() && !(k < call.internal.size() && call.internal[k])) defined.push_back(call.inputs[k]);
   p.dtype = at::native::result_type(defined);
   if (call.complex_ok && at::isComplexType(p.dtype)) p.dtype = c10::toRealValueType(p.dtype);  // a real loss
   if (!at::isFloatingType(p.dtype)) p.dtype = c10::typeMetaToScalarType(c10::get_default_dtype());

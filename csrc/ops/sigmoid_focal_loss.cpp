@@ -139,7 +139,8 @@ PointwiseCall sigmoid_focal_loss_index_call(const Tensor& input, const Tensor& t
           .reduction = red == Reduction::Mean && input.numel() > 0 ? Reduction::Sum : red,
           .params = {alpha, gamma, static_cast<double>(ignore_index), static_cast<double>(C),
                      nrm.defined() ? 1.0 : 0.0, red == Reduction::Mean ? 1.0 : 0.0, input.is_cpu() ? 0.0 : 1.0},
-          .integral_ok = true};
+          .integral_ok = true,
+          .internal = {false, false, true, false, false, true}};  // (the class table, the mean's count)
 }
 
 }  // namespace lossext::ops

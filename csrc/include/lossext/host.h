@@ -70,6 +70,10 @@ struct PointwiseCall {
   // the computation dtype is the real value type of the promoted one, the loss is real, and the
   // gradient of a complex operand is complex.
   bool complex_ok = false;
+  // Operands the host op adds itself (an index table, a precomputed count): read and converted like
+  // any other, but not part of the type promotion, so the loss keeps the dtype the user's operands
+  // give (sigmoid_focal_loss_index's float32 class table beside a float16 input).
+  std::vector<bool> internal;
 };
 
 std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call);

@@ -38,8 +38,9 @@
 // A functor with kStats2 > 0 (optional, default 0; focal_loss with label smoothing) has statistics
 // that need pass 1's result (sums of a nonlinear function of p_c = exp(x_c - lse)): in the forward,
 // after finish, the driver sweeps the row once more,
-//   add2<kTail>(s2, k, x[U], w[U])     s2[kStats2] plain sums (added in a fixed order), with finish's k;
-//                                in the tail w = 0 and x = pad() in unused lanes
+//   add2<U>(s2, k, x[U], w[U])   s2[kStats2] plain sums (added in a fixed order), with finish's k;
+//                                the driver discards what unused tail lanes add (whatever w and x
+//                                hold there), so a zero weight times an infinite term stays NaN
 //   finish2(s2, smp, k, saved)   the row's final loss; completes k and the saved statistics
 // (a separate backward still only calls resume).
 //   grad(k, x, y, w, gx, gy)     pass 2 (only if a gradient is wanted): dL/dx (and dL/dy) of U

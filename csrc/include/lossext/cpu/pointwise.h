@@ -76,7 +76,9 @@ struct PwPartial {
   }
 };
 
-template <class F, class T, PwMode MODE>
+// kGrads = false: a kForwardReduce that writes no gradient (no_grad, evaluation): the functor's
+// gradient math is dead code the compiler drops, and no scratch tile is stored to.
+template <class F, class T, PwMode MODE, bool kGrads = true>
 struct PointwiseLoop {
   using M = math_t<T>;
   using V = Vectorized<M>;
@@ -91,7 +93,7 @@ struct PointwiseLoop {
   static constexpr bool kCount = pw_checks_v<F> > 0 && MODE != PwMode::kBackwardNone;
   static constexpr bool kSum = MODE == PwMode::kForwardReduce || MODE == PwMode::kForwardRows;
   static constexpr int nin = MODE == PwMode::kBackwardNone ? kIn + 1 : kIn;  // + grad_output
-  static constexpr int nout = MODE == PwMode::kForwardNone ? 1 : (MODE == PwMode::kForwardRows ? 0 : kG);
+  static constexpr int nout = MODE == PwMode::kForwardNone ? 1 : (MODE == PwMode::kForwardRows || !kGrads ? 0 : kG);
   using Partial = PwPartial<kB>;
 
   const PointwiseArgs& a;
@@ -306,7 +308,7 @@ struct PointwiseLoop {
     const V loss = pw_eval(f, x, g, bad);
     if constexpr (MODE == PwMode::kForwardNone) store<FULL>(d[0] + j, loss, cnt);
     if constexpr (kSum) acc = acc + keep<FULL>(loss, cnt);
-    if constexpr (MODE == PwMode::kForwardReduce) {
+    if constexpr (MODE == PwMode::kForwardReduce && kGrads) {
       const V vs(scale);
       for (int k = 0; k < kG; ++k) store<FULL>(d[k] + j, g[k] * vs, cnt);
     }
@@ -320,9 +322,9 @@ struct PointwiseLoop {
   }
 };
 
-template <class F, class T, PwMode MODE>
+template <class F, class T, PwMode MODE, bool kGrads = true>
 void pointwise_cpu_mode(const PointwiseArgs& a) {
-  using Loop = PointwiseLoop<F, T, MODE>;
+  using Loop = PointwiseLoop<F, T, MODE, kGrads>;
   using Partial = typename Loop::Partial;
   const Loop loop(a);
   Partial total;
@@ -349,7 +351,12 @@ template <class F, class T>
 void pointwise_cpu(const PointwiseArgs& a) {
   switch (a.mode) {
     case PwMode::kForwardNone: return pointwise_cpu_mode<F, T, PwMode::kForwardNone>(a);
-    case PwMode::kForwardReduce: return pointwise_cpu_mode<F, T, PwMode::kForwardReduce>(a);
+    case PwMode::kForwardReduce: {
+      bool grads = false;
+      for (int k = 0; k < F::kGrads; ++k) grads = grads || a.out[k] != nullptr;  // (per operand)
+      return grads ? pointwise_cpu_mode<F, T, PwMode::kForwardReduce>(a)
+                   : pointwise_cpu_mode<F, T, PwMode::kForwardReduce, false>(a);
+    }
     case PwMode::kBackwardNone: return pointwise_cpu_mode<F, T, PwMode::kBackwardNone>(a);
     case PwMode::kForwardRows: return pointwise_cpu_mode<F, T, PwMode::kForwardRows>(a);
   }

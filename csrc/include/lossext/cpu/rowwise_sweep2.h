@@ -34,16 +34,18 @@ void sweep2_segment(const D& d, const T* x, const V (&kv)[D::kK], int64_t j0, in
       xs[u] = vload(x + j + u * L, L);
       ws[u] = F::kWeighted ? vload(d.wv.data + j + u * L, L) : V(M(1));
     }
-    d.f.template add2<false, U>(vs, kv, xs, ws);
+    d.f.template add2<U>(vs, kv, xs, ws);
   }
   for (; j < j1; j += L) {
     const int64_t cnt = std::min<int64_t>(L, j1 - j);
     V xs[1] = {vload(x + j, cnt)}, ws[1] = {d.wload(j, cnt)};
-    if (cnt < L) {
-      xs[0] = V::set(V(F::pad()), xs[0], cnt);
-      d.f.template add2<true, 1>(vs, kv, xs, ws);
+    if (cnt < L) {  // only the row's lanes count (unused ones may add inf or NaN: discarded)
+      V part[D::kS2n];
+      for (int q = 0; q < D::kS2n; ++q) part[q] = V(M(0));
+      d.f.template add2<1>(part, kv, xs, ws);
+      for (int q = 0; q < D::kS2n; ++q) vs[q] = vs[q] + V::set(V(M(0)), part[q], cnt);
     } else {
-      d.f.template add2<false, 1>(vs, kv, xs, ws);
+      d.f.template add2<1>(vs, kv, xs, ws);
     }
   }
   for (int q = 0; q < D::kS2n; ++q) out[q] = at::vec::vec_reduce_all<M>([](V a, V b) { return a + b; }, vs[q]);
@@ -91,11 +93,11 @@ void block_second_sweep(const D& d, const T* x, int64_t xc, int64_t cnt, M (&kl)
       xs[u] = vload(x + (c + u) * xc, cnt);
       ws[u] = V(F::kWeighted ? d.wv.data[c + u] : M(1));
     }
-    d.f.template add2<false, U>(vs, kv, xs, ws);
+    d.f.template add2<U>(vs, kv, xs, ws);
   }
   for (; c < C; ++c) {
     V xs[1] = {vload(x + c * xc, cnt)}, ws[1] = {V(F::kWeighted ? d.wv.data[c] : M(1))};
-    d.f.template add2<false, 1>(vs, kv, xs, ws);
+    d.f.template add2<1>(vs, kv, xs, ws);
   }
   alignas(64) M s2l[D::kS2n][L];
   for (int q = 0; q < D::kS2n; ++q) vs[q].store(s2l[q]);

@@ -112,7 +112,7 @@ rowwise_kernel(const RowwiseArgs a, const P params, const double* __restrict__ s
           load_pack<CNT>(x + c * xc, xv);
 #pragma unroll
           for (int i = 0; i < CNT; ++i) wv[i] = F::kWeighted ? w_at(c + i) : M(1);
-          f.template add2<false, CNT>(s2, k, xv, wv);
+          f.template add2<CNT>(s2, k, xv, wv);
         });
         group_merge<kGroup>(SumMerge{}, s2);
         l = f.finish2(s2, smp, k, saved + row * F::kSaved);
