@@ -118,44 +118,63 @@ struct CrossEntropyRow {
 
   // k from (m, log z, Sy). A non-finite lse (a +inf or NaN logit, an all -inf row) makes the
   // row's loss and gradient NaN, like torch's log_softmax of such rows: (lse - lse) is 0 or NaN.
-  C10_HOST_DEVICE void coefs(M m, M lz, M sy, const RowSample<M>& smp, M (&k)[kCoefs]) const {
-    const M nan_if = (m + lz) - (m + lz);
-    const M es_W = es * W;
-    M a;
+  // Scalars, or (V = at::vec::Vectorized) the rows of a CPU spatial block in vector lanes.
+  template <class V>
+  C10_HOST_DEVICE void coefs_of(const V& m, const V& lz, const V& sy, const V& wt, const V& r, V (&k)[kCoefs]) const {
+    const V nan_if = (m + lz) - (m + lz);
+    const V es_W(es * W);
+    V a;
     if constexpr (kProb) {
-      a = smp.r * ((M(1) - eps) * sy + es_W);
-      k[kCby] = smp.r * (M(1) - eps);
+      a = r * (V(M(1) - eps) * sy + es_W);
+      k[kCby] = r * V(M(1) - eps);
     } else {
-      a = smp.r * ((M(1) - eps) * smp.wt + es_W);
-      k[kCby] = M(0);
+      a = r * (V(M(1) - eps) * wt + es_W);
+      k[kCby] = V(M(0));
     }
-    if (zl != M(0)) a += smp.r * M(2) * zl * smp.wt * (m + lz);
+    if (zl != M(0)) a = a + r * V(M(2)) * V(zl) * wt * (m + lz);
     k[kCm] = m;
     k[kClz] = lz + nan_if;  // dL/dy_c = -(x_c - lse) is NaN too for a non-finite lse
-    k[kCA] = a * vm::exp(-lz) + nan_if;
-    k[kCe] = smp.r * es;
-    k[kCt] = smp.wt * k[kCe] + smp.r * (M(1) - eps) * smp.wt;  // w_t e + b: the [c == t] terms
+    k[kCA] = a * vm::exp(V(M(0)) - lz) + nan_if;
+    k[kCe] = r * V(es);
+    k[kCt] = wt * k[kCe] + r * V(M(1) - eps) * wt;  // w_t e + b: the [c == t] terms
+  }
+  C10_HOST_DEVICE void coefs(M m, M lz, M sy, const RowSample<M>& smp, M (&k)[kCoefs]) const {
+    coefs_of<M>(m, lz, sy, smp.wt, smp.r, k);
   }
 
-  C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
-    const M m = s[kM], lz = vm::log(s[kZ]);
-    const M sy = kProb ? s[kSY] : M(0);
-    coefs(m, lz, sy, smp, k);
+  template <class V>
+  C10_HOST_DEVICE V finish_of(const V (&s)[kStats], const V& wt, const V& xt, const V& r, V (&k)[kCoefs],
+                              V* saved) const {
+    const V m = s[kM], lz = vm::log(s[kZ]);
+    V sy(M(0));
+    if constexpr (kProb) sy = s[kSY];
+    coefs_of<V>(m, lz, sy, wt, r, k);
     saved[0] = m;
     saved[1] = lz;
     if constexpr (kProb) saved[2] = sy;
-    M loss;
+    V loss;
     if constexpr (kProb) {
-      const M l0 = (m - s[kRef]) + lz;  // lse - x0
+      const V l0 = (m - s[kRef]) + lz;  // lse - x0
       // eps = 1 drops the target term (no 0 * inf where a logit is -inf, as torch's smoothed y').
-      loss = eps < M(1) ? (M(1) - eps) * (sy * l0 - s[kSYX]) : M(0);
-      if (es > M(0)) loss += es * (W * l0 - s[kSX]);
+      loss = eps < M(1) ? V(M(1) - eps) * (sy * l0 - s[kSYX]) : V(M(0));
+      if (es > M(0)) loss = loss + V(es) * (V(W) * l0 - s[kSX]);
     } else {
-      loss = (M(1) - eps) * smp.wt * ((m - smp.xt) + lz);
-      if constexpr (kLin) loss += es * (W * ((m - s[kRef]) + lz) - s[kSX]);
+      loss = V(M(1) - eps) * wt * ((m - xt) + lz);
+      if constexpr (kLin) loss = loss + V(es) * (V(W) * ((m - s[kRef]) + lz) - s[kSX]);
     }
-    if (zl != M(0)) loss += zl * smp.wt * (m + lz) * (m + lz);
+    if (zl != M(0)) loss = loss + V(zl) * wt * (m + lz) * (m + lz);
     return loss + ((m + lz) - (m + lz));
+  }
+  C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
+    return finish_of<M>(s, smp.wt, smp.xt, smp.r, k, saved);
+  }
+
+  // The CPU spatial layout's finish of a block's rows in vector lanes (lossext/rowwise.h). A
+  // functor derived from this one that overrides finish must set kLaneFinish = false (or its own).
+  static constexpr bool kLaneFinish = true;
+  template <class V>
+  V finish_lanes(const V (&s)[kStats], const RowLanes<V>& ln, V (&k)[kCoefs], V (&saved)[kSaved]) const {
+    return finish_of<V>(s, ln.wt, ln.xt, ln.r, k, saved);
   }
 
   C10_HOST_DEVICE void resume(const M* saved, const RowSample<M>& smp, M (&k)[kCoefs]) const {

@@ -76,29 +76,35 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
     return alpha_c ? (smp.t >= 0 ? alpha_c[smp.t] : smp.wt) : alpha;  // (invalid: wt is NaN)
   }
 
-  // k (and the loss) from (m, log z) and the second sweep's sums (0 without smoothing).
-  C10_HOST_DEVICE M coefs(M m, M lz, M sg, M sk, const RowSample<M>& smp, M (&k)[kCoefs]) const {
-    const M nan_if = (m + lz) - (m + lz);
-    const M nlp = (m - smp.xt) + lz;  // -log p_t, as cross_entropy's
-    M qg, kf;
-    terms<M>(-nlp, qg, kf);
-    const M ut = smp.wt * alpha_of(smp);
+  // k (and the loss) from (m, log z), the second sweep's sums (0 without smoothing), u_t, x_t and
+  // r: scalars, or the rows of a CPU spatial block in vector lanes (finish_lanes).
+  template <class V>
+  C10_HOST_DEVICE V coefs_of(const V& m, const V& lz, const V& sg, const V& sk, const V& ut, const V& xt, const V& r,
+                             V (&k)[kCoefs]) const {
+    const V zero(M(0));
+    const V nan_if = (m + lz) - (m + lz);
+    const V nlp = (m - xt) + lz;  // -log p_t, as cross_entropy's
+    V qg, kf;
+    terms(zero - nlp, qg, kf);
     k[kCm] = m;
     k[kClz] = lz + nan_if;
-    k[kCby] = M(0);
+    k[kCby] = zero;
     if constexpr (kSmooth) {
-      const M kt = (M(1) - eps) * ut * kf + es * asw * sk;
-      k[kCA] = smp.r * kt * vm::exp(-lz) + nan_if;
-      k[kCe] = smp.r * es * asw;
-      k[kCt] = smp.r * ut * kf * (es + (M(1) - eps));  // pass 2's e u_t kf_t plus the [c == t] term
-      return (M(1) - eps) * ut * qg * nlp + es * asw * sg + nan_if;
+      const V kt = V(M(1) - eps) * ut * kf + V(es * asw) * sk;
+      k[kCA] = r * kt * vm::exp(zero - lz) + nan_if;
+      k[kCe] = r * V(es * asw);
+      k[kCt] = r * ut * kf * V(es + (M(1) - eps));  // pass 2's e u_t kf_t plus the [c == t] term
+      return V(M(1) - eps) * ut * qg * nlp + V(es * asw) * sg + nan_if;
     } else {
-      const M s = smp.r * ut * kf;
-      k[kCA] = s * vm::exp(-lz) + nan_if;
-      k[kCe] = M(0);
+      const V s = r * ut * kf;
+      k[kCA] = s * vm::exp(zero - lz) + nan_if;
+      k[kCe] = zero;
       k[kCt] = s;
       return ut * qg * nlp + nan_if;
     }
+  }
+  C10_HOST_DEVICE M coefs(M m, M lz, M sg, M sk, const RowSample<M>& smp, M (&k)[kCoefs]) const {
+    return coefs_of<M>(m, lz, sg, sk, smp.wt * alpha_of(smp), smp.xt, smp.r, k);
   }
 
   C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
@@ -106,6 +112,23 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
     saved[0] = m;
     saved[1] = lz;
     return coefs(m, lz, M(0), M(0), smp, k);  // (smoothed: k[kCm], k[kClz] for the second sweep)
+  }
+
+  // The CPU spatial layout's finish of a block's rows in vector lanes (lossext/rowwise.h); the
+  // smoothed kinds finish after their second sweep, lane by lane.
+  static constexpr bool kLaneFinish = !kSmooth;
+  template <class V>
+  V finish_lanes(const V (&s)[kStats], const RowLanes<V>& ln, V (&k)[kCoefs], V (&saved)[kSaved]) const {
+    const V m = s[kM], lz = vm::log(s[kZ]);
+    saved[0] = m;
+    saved[1] = lz;
+    V at(alpha);
+    if (alpha_c) {  // alpha[t] per lane
+      alignas(64) M buf[V::size()];
+      for (int j = 0; j < V::size(); ++j) buf[j] = ln.t[j] >= 0 ? alpha_c[ln.t[j]] : M(0);
+      at = V::loadu(buf);
+    }
+    return coefs_of<V>(m, lz, V(M(0)), V(M(0)), ln.wt * at, ln.xt, ln.r, k);
   }
 
   // The second sweep (smoothed only): Sg and Sk with finish's m and log z.

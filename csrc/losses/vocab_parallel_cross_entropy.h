@@ -38,6 +38,7 @@ struct VocabStatsRow : CrossEntropyRow<M, K> {
   using Base = CrossEntropyRow<M, K>;
   using Base::Base;
   static constexpr int kSaved = Base::kLin ? 5 : 3;
+  static constexpr bool kLaneFinish = false;  // (its own finish: the base's lanes finish is not it)
 
   C10_HOST_DEVICE M finish(const M (&s)[Base::kStats], const RowSample<M>& smp, M (&k)[Base::kCoefs],
                            M* saved) const {
@@ -63,6 +64,7 @@ struct VocabGradRow : CrossEntropyRow<M, K> {
   using Base = CrossEntropyRow<M, K>;
   using Base::Base;
   static constexpr int kSaved = kVpceSaved;
+  static constexpr bool kLaneFinish = false;  // (a backward-only functor; never finishes)
 
   C10_HOST_DEVICE void resume(const M* saved, const RowSample<M>& smp, M (&k)[Base::kCoefs]) const {
     const M m = saved[0], lz = saved[1], wt = saved[2], es = saved[3], esW = saved[4];

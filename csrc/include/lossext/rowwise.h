@@ -43,6 +43,11 @@
 //                                hold there), so a zero weight times an infinite term stays NaN
 //   finish2(s2, smp, k, saved)   the row's final loss; completes k and the saved statistics
 // (a separate backward still only calls resume).
+// A functor with kLaneFinish = true (optional; focal_loss) also has
+//   finish_lanes(s, lanes, k, saved)  finish for the L rows of a CPU spatial block at once, over
+//                                vector lanes (RowLanes: wt, xt, r per lane; t[j] the lane's class,
+//                                -1 for a lane without a row); saved[kSaved] vectors
+// which the CPU driver's spatial layout calls in the forward instead of finish lane by lane.
 //   grad(k, x, y, w, gx, gy)     pass 2 (only if a gradient is wanted): dL/dx (and dL/dy) of U
 //                                elements, [c == t] terms excluded
 //   grad_target(k, x_t)          class targets: dL/dx_t, written over pass 2's value at c == t
@@ -166,6 +171,20 @@ struct RowSample {
   double v = 0;  // the row's value target (args.value), 0 without one
   int64_t t = -1;  // class targets: the target class (a per-class option of the loss: focal_loss' alpha); -1 else
 };
+
+// The samples of the rows in a CPU spatial block's vector lanes (F::kLaneFinish): RowSample's
+// fields as vectors, the target classes per lane (-1: no row or no class target).
+template <class V>
+struct RowLanes {
+  V wt, xt, r;
+  const int64_t* t;
+};
+
+// Whether F finishes a spatial block's rows in vector lanes (F::kLaneFinish; false when absent).
+template <class F, class = void>
+struct RowLaneFinish { static constexpr bool value = false; };
+template <class F>
+struct RowLaneFinish<F, std::void_t<decltype(F::kLaneFinish)>> { static constexpr bool value = F::kLaneFinish; };
 
 // The row's value target (args.value), 0 without one.
 C10_HOST_DEVICE inline double value_at(const RowwiseArgs& a, int64_t n, int64_t s) {

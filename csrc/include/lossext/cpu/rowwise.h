@@ -18,7 +18,7 @@
 #include <c10/util/Exception.h>
 #include <lossext/cpu/reduce.h>
 #include <lossext/cpu/rowwise_prepass.h>
-#include <lossext/cpu/rowwise_sweep2.h>
+#include <lossext/cpu/rowwise_opt.h>
 #include <lossext/cpu/vec.h>
 #include <lossext/rowwise.h>
 
@@ -260,7 +260,14 @@ struct RowDriver {
       for (int q = 0; q < kS; ++q) vs[q].store(stl[q]);
     }
     alignas(64) M lossl[L] = {};
-    for (int64_t j = 0; j < cnt; ++j) {
+    bool lanes = false;  // finished in vector lanes (F::kLaneFinish)
+    if constexpr (RowLaneFinish<F>::value) {
+      if (fwd && F::kPass1) {
+        block_finish_lanes(*this, cnt, stl, cs, smp, kl, lossl, i0);
+        lanes = true;
+      }
+    }
+    for (int64_t j = 0; !lanes && j < cnt; ++j) {
       if (!cs[j].active) {
         if (fwd)
           for (int64_t q = 0; q < sv; ++q) saved_at(i0 + j)[q] = M(0);

@@ -1,9 +1,11 @@
-// The CPU row-wise driver's second sweep (ISA-compiled code only): for a functor with kStats2 > 0
-// (lossext/rowwise.h; focal_loss with label smoothing), the statistics that need pass 1's result,
-// one more read of the row after finish, then finish2. Plain sums: the vector lanes folded with
-// ATen's shuffle reduction, the segments of a split row (and the classes of a spatial block) added
-// in a fixed order, so the bits do not depend on the thread count. D is lossext/cpu/rowwise.h's
-// RowDriver; these are its members in all but name, kept here to keep that file short.
+// The CPU row-wise driver's opt-in paths (ISA-compiled code only; contract in lossext/rowwise.h).
+// D is lossext/cpu/rowwise.h's RowDriver; these are its members in all but name, kept here to keep
+// that file short.
+//   kStats2 > 0 (focal_loss with label smoothing): the statistics that need pass 1's result, one
+//     more read of the row after finish, then finish2. Plain sums: the vector lanes folded with
+//     ATen's shuffle reduction, the segments of a split row (and the classes of a spatial block)
+//     added in a fixed order, so the bits do not depend on the thread count.
+//   kLaneFinish (the spatial layout): the block's rows finished together in the vector lanes.
 #pragma once
 
 #include <ATen/cpu/vec/functional.h>
@@ -108,6 +110,42 @@ void block_second_sweep(const D& d, const T* x, int64_t xc, int64_t cnt, M (&kl)
     for (int q = 0; q < D::kK; ++q) k[q] = kl[q][j];
     lossl[j] = d.f.finish2(s2, smp[j], k, d.saved_at(i0 + j));
     for (int q = 0; q < D::kK; ++q) kl[q][j] = k[q];
+  }
+}
+
+// Spatial layout, forward, F::kLaneFinish: the block's L rows (one per lane) finished at once by
+// finish_lanes instead of finish per lane in scalar code (at C ~ 20 classes the scalar finish, with
+// its libm calls, was half of focal_loss's time). Fills the loss (lossl), k (kl) and the saved
+// statistics of each row; inactive rows get loss 0 and saved 0 (their gradient is zeroed later).
+template <class D, class M, class S, int64_t L>
+void block_finish_lanes(const D& d, int64_t cnt, const M (&stl)[D::kS][L], const ClassSample (&cs)[L],
+                        const S (&smp)[L], M (&kl)[D::kK][L], M (&lossl)[L], int64_t i0) {
+  using F = typename D::Functor;
+  using V = typename D::V;
+  alignas(64) M wt[L] = {}, xt[L] = {}, r[L] = {};
+  int64_t t[L];
+  for (int64_t j = 0; j < L; ++j) {
+    const bool on = j < cnt && cs[j].active;
+    if (on) {
+      wt[j] = smp[j].wt;
+      xt[j] = smp[j].xt;
+      r[j] = smp[j].r;
+    }
+    t[j] = on ? smp[j].t : -1;
+  }
+  const RowLanes<V> ln{V::loadu(wt), V::loadu(xt), V::loadu(r), t};
+  V s[D::kS], k[D::kK], sv[F::kSaved];
+  for (int q = 0; q < D::kS; ++q) s[q] = V::loadu(stl[q]);
+  const V loss = d.f.finish_lanes(s, ln, k, sv);
+  alignas(64) M lb[L], svb[F::kSaved][L];
+  loss.store(lb);
+  for (int q = 0; q < F::kSaved; ++q) sv[q].store(svb[q]);
+  for (int q = 0; q < D::kK; ++q) k[q].store(kl[q]);
+  for (int64_t j = 0; j < cnt; ++j) {
+    M* sp = d.saved_at(i0 + j);
+    const bool on = cs[j].active;
+    lossl[j] = on ? lb[j] : M(0);
+    for (int q = 0; q < F::kSaved; ++q) sp[q] = on ? svb[q][j] : M(0);
   }
 }
 
