@@ -107,11 +107,18 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
     return coefs_of<M>(m, lz, sg, sk, smp.wt * alpha_of(smp), smp.xt, smp.r, k);
   }
 
-  C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
-    const M m = s[kM], lz = vm::log(s[kZ]);
+  // finish of one row (scalars) or of a CPU spatial block's rows (lanes); smoothed: the loss and k
+  // without the second sweep's sums, whose k[kCm], k[kClz] that sweep reads.
+  template <class V>
+  C10_HOST_DEVICE V finish_of(const V (&s)[kStats], const V& ut, const V& xt, const V& r, V (&k)[kCoefs],
+                              V* saved) const {
+    const V m = s[kM], lz = vm::log(s[kZ]);
     saved[0] = m;
     saved[1] = lz;
-    return coefs(m, lz, M(0), M(0), smp, k);  // (smoothed: k[kCm], k[kClz] for the second sweep)
+    return coefs_of<V>(m, lz, V(M(0)), V(M(0)), ut, xt, r, k);
+  }
+  C10_HOST_DEVICE M finish(const M (&s)[kStats], const RowSample<M>& smp, M (&k)[kCoefs], M* saved) const {
+    return finish_of<M>(s, smp.wt * alpha_of(smp), smp.xt, smp.r, k, saved);
   }
 
   // The CPU spatial layout's finish of a block's rows in vector lanes (lossext/rowwise.h); the
@@ -119,16 +126,13 @@ struct FocalRow : CrossEntropyRow<M, kCEPlain> {
   static constexpr bool kLaneFinish = !kSmooth;
   template <class V>
   V finish_lanes(const V (&s)[kStats], const RowLanes<V>& ln, V (&k)[kCoefs], V (&saved)[kSaved]) const {
-    const V m = s[kM], lz = vm::log(s[kZ]);
-    saved[0] = m;
-    saved[1] = lz;
     V at(alpha);
     if (alpha_c) {  // alpha[t] per lane
       alignas(64) M buf[V::size()];
       for (int j = 0; j < V::size(); ++j) buf[j] = ln.t[j] >= 0 ? alpha_c[ln.t[j]] : M(0);
       at = V::loadu(buf);
     }
-    return coefs_of<V>(m, lz, V(M(0)), V(M(0)), ln.wt * at, ln.xt, ln.r, k);
+    return finish_of<V>(s, ln.wt * at, ln.xt, ln.r, k, saved);
   }
 
   // The second sweep (smoothed only): Sg and Sk with finish's m and log z.

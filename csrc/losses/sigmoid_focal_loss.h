@@ -26,8 +26,9 @@
 // of the indices with IndexError on the CPU, and the mean's count of non-ignored rows on the device
 // without a host sync) is the row-wise driver's target pre-pass, run on the target alone.
 //   ignored (t == ignore_index): loss 0 and gradient 0 (the mean is NaN when its count is 0: 0/0, as
-//   torch's mean of nothing; the gradient stays 0 then, as cross_entropy's); t == C (background): all negatives; t < 0 or t > C otherwise
-//   (invalid, reachable on CUDA only, where no host sync can raise): NaN loss and gradient.
+//   torch's mean of nothing; the gradient stays 0 then, as cross_entropy's); t == C (background):
+//   all negatives; t < 0 or t > C otherwise (invalid, reachable on CUDA only, where no host sync
+//   can raise): NaN loss and gradient.
 //   loss = w_c l(x, [t == c]) / (nrm (den C)) with den C the number of elements of the kept rows.
 #pragma once
 
