@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
-from ._common import grad_mask, reduction_enum
-from ._registry import call as _call
+from ._common import reduction_enum
+from ._registry import CALLS as _loss  # name -> the op's call: (*args) -> loss
 
 Lengths = Union[Tensor, Sequence[int]]
 
@@ -47,8 +47,8 @@ def ctc_loss(
                         f"of ints, but got {type(input_lengths).__name__} and {type(target_lengths).__name__}")
     il = _lengths(input_lengths, "input_lengths")
     tl = _lengths(target_lengths, "target_lengths")
-    return _call("ctc_loss", log_probs, targets, il, tl, int(blank), r, bool(zero_infinity),
-                 grad_mask(log_probs))[0]
+    return _loss["ctc_loss"](log_probs, targets, il, tl, int(blank), r, bool(zero_infinity),
+                             None)
 
 
 __all__: List[str] = ["ctc_loss"]

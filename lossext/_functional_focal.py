@@ -7,8 +7,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from ._common import check_weight_not_differentiable, grad_mask
-from ._registry import call as _call
+from ._common import check_weight_not_differentiable
+from ._registry import CALLS as _loss  # name -> the op's call: (*args) -> loss
 
 _RED = {"none": 0, "mean": 1, "sum": 2}
 
@@ -63,10 +63,10 @@ def sigmoid_focal_loss(
     check_weight_not_differentiable("sigmoid_focal_loss", weight)
     _check_normalizer("sigmoid_focal_loss", normalizer)
     if not targets.is_floating_point():
-        return _call("sigmoid_focal_loss_index", inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
-                     int(ignore_index), grad_mask(inputs))[0]
-    return _call("sigmoid_focal_loss", inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
-                 grad_mask(inputs, targets))[0]
+        return _loss["sigmoid_focal_loss_index"](inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
+                                                 int(ignore_index), None)
+    return _loss["sigmoid_focal_loss"](inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
+                                       None)
 
 
 def focal_loss(
@@ -98,11 +98,11 @@ def focal_loss(
         raise RuntimeError("The function 'focal_loss' is not differentiable with respect to argument 'alpha'. "
                            "This input cannot have requires_grad True.")
     if label_smoothing > 0 and gamma == 0 and alpha is None:  # exactly cross_entropy's (one sweep fewer)
-        return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
-                     grad_mask(input, target))[0]
+        return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing),
+                                      None)
     if target.is_floating_point():
         raise NotImplementedError("focal_loss: probability targets are not supported; pass class indices")
     a_t = alpha if isinstance(alpha, Tensor) else None
     a_v = 1.0 if alpha is None or a_t is not None else float(alpha)
-    return _call("focal_loss", input, target, weight, a_t, a_v, float(gamma), r, int(ignore_index),
-                 float(label_smoothing), grad_mask(input))[0]
+    return _loss["focal_loss"](input, target, weight, a_t, a_v, float(gamma), r, int(ignore_index),
+                               float(label_smoothing), None)

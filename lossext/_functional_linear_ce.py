@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ._common import check_weight_not_differentiable, grad_mask, reduction_enum
-from ._registry import call as _call
+from ._registry import call_all as _call_all
 
 _options_warned = False
 
@@ -91,7 +91,7 @@ def linear_cross_entropy(
         row = math.prod(linear_weight.shape[:-1]) * input.element_size()
         cs = max(1, int(memory_budget) // max(1, row))
     with torch.autocast(input.device.type, enabled=False) if autocast else _null():
-        out = _call("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
+        out = _call_all("linear_cross_entropy", input, linear_weight, target, linear_bias, weight, r, ii,
                     float(label_smoothing), float(z_loss), float(softcap or 0.0), cs, grad_mask(input, linear_weight, linear_bias))
         loss = out[0].float() if autocast else out[0]
         if not (return_lse or return_z_loss):

@@ -7,8 +7,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ._common import check_weight_not_differentiable, grad_mask, reduction_enum
-from ._registry import call as _call
+from ._common import check_weight_not_differentiable, reduction_enum
+from ._registry import CALLS as _loss  # name -> the op's call: (*args) -> loss
 
 
 # ---- margin_ranking_loss, hinge_embedding_loss ----------------------------------------------------
@@ -29,8 +29,8 @@ def margin_ranking_loss(
         raise RuntimeError(
             f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
             f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
-    return _call("margin_ranking_loss", input1, input2, target, float(margin), r,
-                 grad_mask(input1, input2, target))[0]
+    return _loss["margin_ranking_loss"](input1, input2, target, float(margin), r,
+                                        None)
 
 
 def hinge_embedding_loss(
@@ -46,7 +46,7 @@ def hinge_embedding_loss(
     r = reduction_enum(reduction, size_average, reduce)
     if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
         target = target.detach()
-    return _call("hinge_embedding_loss", input, target, float(margin), r, grad_mask(input))[0]
+    return _loss["hinge_embedding_loss"](input, target, float(margin), r, None)
 
 
 # ---- multi_margin_loss, multilabel_margin_loss -----------------------------------------------------
@@ -69,7 +69,7 @@ def multi_margin_loss(
     if weight is not None and weight.dim() != 1:
         raise ValueError("weight must be one-dimensional")
     check_weight_not_differentiable("multi_margin_loss", weight)
-    return _call("multi_margin_loss", input, target, int(p), float(margin), weight, r, grad_mask(input))[0]
+    return _loss["multi_margin_loss"](input, target, int(p), float(margin), weight, r, None)
 
 
 def multilabel_margin_loss(
@@ -83,7 +83,7 @@ def multilabel_margin_loss(
     classes i of max(0, 1 - (x[y_j] - x[i])) / C. CPU: a target entry outside [-1, C) raises
     RuntimeError, as torch; CUDA (no host sync): that sample's loss and gradient are NaN."""
     r = reduction_enum(reduction, size_average, reduce)
-    return _call("multilabel_margin_loss", input, target, r, grad_mask(input))[0]
+    return _loss["multilabel_margin_loss"](input, target, r, None)
 
 
 # ---- embedding losses on the row-wise driver (one row = one sample's D features) ----------------
@@ -102,7 +102,7 @@ def cosine_embedding_loss(
     r = reduction_enum(reduction, size_average, reduce)
     if target.requires_grad:  # as in torch, a target that requires grad does not make the loss require it
         target = target.detach()
-    return _call("cosine_embedding_loss", input1, input2, target, float(margin), r, grad_mask(input1, input2))[0]
+    return _loss["cosine_embedding_loss"](input1, input2, target, float(margin), r, None)
 
 
 def triplet_margin_loss(
@@ -122,8 +122,8 @@ def triplet_margin_loss(
     r = reduction_enum(reduction, size_average, reduce)
     if margin <= 0:
         raise ValueError(f"margin must be greater than 0, got {margin}")
-    return _call("triplet_margin_loss", anchor, positive, negative, float(margin), float(p), float(eps), bool(swap),
-                 r, grad_mask(anchor, positive, negative))[0]
+    return _loss["triplet_margin_loss"](anchor, positive, negative, float(margin), float(p), float(eps), bool(swap),
+                                        r, None)
 
 
 def triplet_margin_with_distance_loss(
@@ -156,8 +156,8 @@ def triplet_margin_with_distance_loss(
     dist_neg = distance_function(anchor, negative)
     dist_swap = distance_function(positive, negative) if swap else None
     r = reduction_enum(reduction)
-    return _call("triplet_margin_with_distance_loss", dist_pos, dist_neg, dist_swap, float(margin), r,
-                 grad_mask(dist_pos, dist_neg, dist_swap))[0]
+    return _loss["triplet_margin_with_distance_loss"](dist_pos, dist_neg, dist_swap, float(margin), r,
+                                                      None)
 
 
 def _native_pairwise(fn):

@@ -26,7 +26,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from ._C_loader import _C  # noqa: F401  (registers the ops and their autograd)
+from ._C_loader import _C  # registers the ops and their autograd
+from ._common import grad_mask
 
 _ops = torch.ops.lossext
 
@@ -169,21 +170,37 @@ def _make_fake_backward(spec, op):
     return fake
 
 
-def _make_call(op):
-    """The functionals' entry point for an op: the op itself (its autograd is the C++ kernel at the
-    Autograd key), called through the overload's C++ function in eager mode (~1 us less than
-    OpOverload.__call__'s Python frame), through the overload under torch.compile (what dynamo
-    traces)."""
-    fast = getattr(op, "_op", op)
-    is_compiling = torch.compiler.is_compiling
+def _make_call(spec, op):
+    """The functionals' entry point for an op: call(*args) -> the loss (the op's first output). The
+    op itself runs (its autograd is the C++ kernel at the Autograd key): in eager mode through
+    lossext._C.call (csrc/module.cpp: ~2 us less than OpOverload's generic Python path at N=64),
+    under torch.compile through the overload (what dynamo traces). A grad_mask of None means
+    "the gradients of the differentiable arguments that require grad", computed by _C.call in C++
+    (the functionals' common case; grad_mask() here on the other paths)."""
+    pos = [i for i, a in enumerate(op._schema.arguments) if a.name in spec.diff]
+    h = _C.op_handle(spec.name, pos)
+    fast = _C.call
+    # (is_dynamo_compiling: what dynamo traces as True. Other tracers, torch.export's non-strict
+    # mode included, hand _C.call fake or proxy tensors, for which it returns NotImplemented.)
+    is_compiling = torch.compiler.is_dynamo_compiling
+
+    def slow(args):
+        if args[-1] is None:
+            args = (*args[:-1], grad_mask(*(args[p] for p in pos)))
+        return op(*args)[0]
 
     def call(*args):
-        """The op's outputs as a tuple whose first element is the loss."""
-        return op(*args) if is_compiling() else fast(*args)
+        """The loss; args as the op's, positional, grad_mask last (a list of bools or None)."""
+        if not is_compiling():
+            loss = fast(h, *args)
+            if loss is not NotImplemented:
+                return loss
+        return slow(args)
 
     return call
 
 
+# name -> call(*args) -> the loss (see _make_call); the functionals call these.
 CALLS: dict = {}
 
 
@@ -193,7 +210,7 @@ def register(spec: LossSpec) -> LossSpec:
     torch.library.register_fake(f"lossext::{spec.name}")(_make_fake_forward(spec, op))
     torch.library.register_fake(f"lossext::{spec.name}_backward")(_make_fake_backward(spec, bwd))
     SPECS[spec.name] = spec
-    CALLS[spec.name] = _make_call(op)
+    CALLS[spec.name] = _make_call(spec, op)
     _register_autocast(spec)
     return spec
 
@@ -223,9 +240,12 @@ def _register_autocast(spec: LossSpec) -> None:
             _AUTOCAST_LIB.impl(spec.name, banned, key)
 
 
-def call(name: str, *args):
-    """Runs lossext::<name>(*args) (positional, grad_mask last) with autograd; see _make_call."""
-    return CALLS[name](*args)
+def call_all(name: str, *args):
+    """Every output of lossext::<name>(*args) (the loss first), with autograd."""
+    if args[-1] is None:
+        op = getattr(_ops, name).default
+        args = (*args[:-1], grad_mask(*(a for a, s in zip(args, op._schema.arguments) if s.name in SPECS[name].diff)))
+    return getattr(_ops, name).default(*args)
 
 
 @torch.library.register_fake("lossext::scale_grad")

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from . import _specs  # noqa: F401  (registers fake kernels and autograd)
-from ._common import INVALID, NOT_VALID, WEIGHTED_INVALID, check_weight_not_differentiable, grad_mask, reduction_enum
-from ._registry import call as _call
+from ._common import INVALID, NOT_VALID, WEIGHTED_INVALID, check_weight_not_differentiable, reduction_enum
+from ._registry import CALLS as _loss  # name -> the op's call: (*args) -> loss
 
 _ops = torch.ops.lossext
 
@@ -53,8 +53,7 @@ def binary_cross_entropy_with_logits(
     r = reduction_enum(reduction, size_average, reduce)
     if not (target.size() == input.size()):
         raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
-    return _call("binary_cross_entropy_with_logits",
-                 input, target, weight, pos_weight, r, grad_mask(input, target))[0]
+    return _loss["binary_cross_entropy_with_logits"](input, target, weight, pos_weight, r, None)
 
 
 # ---- poisson_nll_loss, gaussian_nll_loss, kl_div ----------------------------------------------
@@ -70,7 +69,7 @@ def poisson_nll_loss(
     reduction: str = "mean",
 ) -> Tensor:
     r = reduction_enum(reduction, size_average, reduce)
-    return _call("poisson_nll_loss", input, target, log_input, full, eps, r, grad_mask(input, target))[0]
+    return _loss["poisson_nll_loss"](input, target, log_input, full, eps, r, None)
 
 
 def gaussian_nll_loss(
@@ -91,8 +90,8 @@ def gaussian_nll_loss(
     else:  # torch fails in torch.any(var < 0) the same way
         raise TypeError(f"gaussian_nll_loss(): var must be a Tensor or a float, but got {type(var).__name__}")
     r = reduction_enum(reduction, invalid=NOT_VALID)
-    return _call("gaussian_nll_loss", input, target, var_tensor, var_value, full, eps, r,
-                 grad_mask(input, target, var_tensor))[0]
+    return _loss["gaussian_nll_loss"](input, target, var_tensor, var_value, full, eps, r,
+                                      None)
 
 
 _KL_MEAN_WARNING = (
@@ -116,7 +115,7 @@ def kl_div(
     r = reduction_enum("sum" if reduction == "batchmean" else reduction, size_average, reduce)
     # As torch, the string 'batchmean' divides by input.size(0) even after a legacy reduction; the
     # op folds the division into the same pass.
-    return _call("kl_div", input, target, r, log_target, reduction == "batchmean", grad_mask(input, target))[0]
+    return _loss["kl_div"](input, target, r, log_target, reduction == "batchmean", None)
 
 
 # --- l1_loss, mse_loss, huber_loss, smooth_l1_loss, soft_margin_loss --------------------------------
@@ -144,7 +143,7 @@ def _weighted_pair(name: str, input: Tensor, target: Tensor, weight: Optional[Te
     """l1_loss and mse_loss: the broadcast warning, torch's reduction rules with a weight, the op."""
     _warn_if_broadcast(input, target, stacklevel=4)
     r = _weighted_reduction(reduction, weight, size_average, reduce)
-    return _call(name, input, target, weight, r, grad_mask(input, target, weight))[0]
+    return _loss[name](input, target, weight, r, None)
 
 
 def l1_loss(
@@ -178,7 +177,7 @@ def huber_loss(
 ) -> Tensor:
     _warn_if_broadcast(input, target)
     r = _weighted_reduction(reduction, weight)
-    return _call("huber_loss", input, target, weight, r, float(delta), grad_mask(input, target, weight))[0]
+    return _loss["huber_loss"](input, target, weight, r, float(delta), None)
 
 
 def smooth_l1_loss(
@@ -191,7 +190,7 @@ def smooth_l1_loss(
 ) -> Tensor:
     _warn_if_broadcast(input, target)
     r = reduction_enum(reduction, size_average, reduce)
-    return _call("smooth_l1_loss", input, target, r, float(beta), grad_mask(input, target))[0]
+    return _loss["smooth_l1_loss"](input, target, r, float(beta), None)
 
 
 def soft_margin_loss(
@@ -203,7 +202,7 @@ def soft_margin_loss(
 ) -> Tensor:
     # Computed as softplus(-input * target): finite where torch's log1p(exp(.)) overflows to inf.
     r = reduction_enum(reduction, size_average, reduce)
-    return _call("soft_margin_loss", input, target, r, grad_mask(input, target))[0]
+    return _loss["soft_margin_loss"](input, target, r, None)
 
 
 # ---- cross_entropy, nll_loss -----------------------------------------------------------------------
@@ -285,8 +284,8 @@ def cross_entropy(
     check_weight_not_differentiable("cross_entropy", weight)
     if inplace_backward and _inplace_usable(input, target, weight):
         return _CrossEntropyInplace.apply(input, target, weight, r, ignore_index, float(label_smoothing))
-    return _call("cross_entropy", input, target, weight, r, ignore_index, float(label_smoothing),
-                 grad_mask(input, target))[0]
+    return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing),
+                                  None)
 
 
 def nll_loss(
@@ -306,8 +305,8 @@ def nll_loss(
     # On the CPU the backward skips that scale when grad_output is 1 (loss.backward()), so for
     # small inputs the forward writes it and the backward has no op to run (half the call overhead
     # at N=64); large ones keep the one-pass backward, which also covers grad_output != 1.
-    mask = grad_mask(input) if input.is_cpu and input.numel() <= (1 << 20) else [False]
-    return _call("nll_loss", input, target, weight, r, ignore_index, mask)[0]
+    mask = None if input.is_cpu and input.numel() <= (1 << 20) else [False]  # None: input's
+    return _loss["nll_loss"](input, target, weight, r, ignore_index, mask)
 
 
 # ---- binary_cross_entropy, multilabel_soft_margin_loss -------------------------------------------
@@ -328,7 +327,7 @@ def binary_cross_entropy(
             f"Using a target size ({target.size()}) that is different to the input size ({input.size()}) is "
             "deprecated. Please ensure they have the same size.")
     check_weight_not_differentiable("binary_cross_entropy", weight)
-    return _call("binary_cross_entropy", input, target, weight, r, grad_mask(input, target))[0]
+    return _loss["binary_cross_entropy"](input, target, weight, r, None)
 
 
 def multilabel_soft_margin_loss(
@@ -344,7 +343,7 @@ def multilabel_soft_margin_loss(
     broadcast to the input's shape."""
     r = reduction_enum(reduction, size_average, reduce, invalid=NOT_VALID)
     check_weight_not_differentiable("multilabel_soft_margin_loss", weight)
-    return _call("multilabel_soft_margin_loss", input, target, weight, r, grad_mask(input, target))[0]
+    return _loss["multilabel_soft_margin_loss"](input, target, weight, r, None)
 
 
 # The margin and embedding losses live in _functional_margin.py (this file stays one screenful per family).
