@@ -230,7 +230,7 @@ struct ClassSample {
 };
 
 // Losses without class targets: every row is active.
-C10_HOST_DEVICE inline ClassSample sample_of(const RowwiseArgs& a, int64_t n, int64_t s) {
+C10_HOST_DEVICE C10_ALWAYS_INLINE ClassSample sample_of(const RowwiseArgs& a, int64_t n, int64_t s) {
   if (!a.target) return {-1, true, false};
   const int64_t t = class_at(a, n, s);
   const bool ignored = a.use_ignore_index && t == a.ignore_index;
@@ -282,7 +282,7 @@ struct RowPtrs {
 };
 
 template <class T>
-C10_HOST_DEVICE inline RowPtrs<T> row_ptrs(const RowwiseArgs& a, int64_t n, int64_t s) {
+C10_HOST_DEVICE C10_ALWAYS_INLINE RowPtrs<T> row_ptrs(const RowwiseArgs& a, int64_t n, int64_t s) {
   auto at = [&](const void* base, int k) -> T* {
     return base ? static_cast<T*>(const_cast<void*>(base)) + n * a.st[k][0] + s * a.st[k][2] : nullptr;
   };
