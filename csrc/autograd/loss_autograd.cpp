@@ -133,6 +133,16 @@ bool plain(const at::Tensor& t) {
                                          c10::DispatchKey::FuncTorchBatched});
   return !t.key_set().has_any(wrapped);
 }
+// Whether a plain 0-d grad_output on the CPU is 1 (loss.backward()), read in place: item() is two
+// dispatches, a visible part of a backward at N=64.
+bool cpu_one(const at::Tensor& g) {
+  if (!g.is_cpu() || g.is_neg()) return false;  // (a negative view: scaled as any other)
+  switch (g.scalar_type()) {
+    case at::kFloat: return *g.const_data_ptr<float>() == 1.0f;
+    case at::kDouble: return *g.const_data_ptr<double>() == 1.0;
+    default: return g.item<double>() == 1.0;
+  }
+}
 bool private_to_node(const at::Tensor& g) { return g.use_count() == 2 && g.storage().use_count() == 1; }
 
 // The loss's grad_fn. Inputs (next edges): the defined differentiable arguments, in row order.
@@ -190,7 +200,7 @@ variable_list LossBackward::apply(variable_list&& grads) {
     // The forward's gradients times grad_output.
     const bool may_in_place = !create_graph && g.dim() == 0 && plain(g) && !c10::impl::dispatch_mode_enabled() &&
                               !torch::autograd::get_current_graph_task_keep_graph();
-    const bool one = may_in_place && g.is_cpu() && g.item<double>() == 1.0;
+    const bool one = may_in_place && cpu_one(g);
     {
       at::AutoDispatchBelowADInplaceOrView guard;
       for (size_t i = 0, j = 0; i < k; ++i) {

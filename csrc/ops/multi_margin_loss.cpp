@@ -48,8 +48,8 @@ Problem prepare(const Tensor& input, const Tensor& target, int64_t p, double mar
               target.scalar_type(), " (target of shape ", shape_str(target.sizes()), ")");
   // Views (no copies): the input as (N, C), the target as (N), the weight as (C).
   const Tensor x = nd == 2 ? input : input.reshape({1, dim});
-  const OptTensor w = has_weight ? OptTensor(weight->reshape({dim})) : OptTensor();
-  Problem pr{rowwise_prepare(kSpec, x, target.reshape({nframe}), w, reduction, /*ignore_index=*/-100, want_grad,
+  const OptTensor w = has_weight ? OptTensor(shaped(*weight, {dim})) : OptTensor();
+  Problem pr{rowwise_prepare(kSpec, x, shaped(target, {nframe}), w, reduction, /*ignore_index=*/-100, want_grad,
                              false),
              MultiMarginParams{p, margin}, std::vector<int64_t>(target.sizes().begin(), target.sizes().end())};
   RowwiseArgs& a = pr.p.args;
@@ -78,7 +78,7 @@ std::tuple<Tensor, Tensor, Tensor> multi_margin_loss(const Tensor& input, const 
   pr.p.args.mode = RowMode::kForward;
   pr.p.args.loss = loss.data_ptr();
   run(pr);
-  if (!reduce) loss = loss.view(pr.loss_shape);
+  if (!reduce) loss = shaped(loss, pr.loss_shape);
   return {loss, rowwise_grad_like_input(pr.p, input), saved};
 }
 

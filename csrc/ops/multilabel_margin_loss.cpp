@@ -44,7 +44,7 @@ Problem prepare(const Tensor& input, const Tensor& target, int64_t reduction, bo
   // Views: the input as (N, C) with a contiguous class dim (the driver's rows layout), the target as (N, C).
   Tensor x = nd == 2 ? input : input.reshape({1, dim});
   if (dim > 1 && x.stride(1) != 1) x = x.contiguous();
-  Problem pr{rowwise_prepare(kSpec, x, target.reshape({nframe, dim}), c10::nullopt, reduction, -100, want_grad, false),
+  Problem pr{rowwise_prepare(kSpec, x, shaped(target, {nframe, dim}), c10::nullopt, reduction, -100, want_grad, false),
              nd == 2 ? std::vector<int64_t>{nframe} : std::vector<int64_t>{}, Tensor()};
   return pr;
 }
@@ -78,8 +78,8 @@ std::tuple<Tensor, Tensor, Tensor> multilabel_margin_loss(const Tensor& input, c
   pr.p.args.mode = RowMode::kForward;
   pr.p.args.loss = loss.data_ptr();
   run(pr);
-  if (!reduce) loss = loss.view(pr.loss_shape);
-  return {loss, rowwise_grad_like_input(pr.p, input), pr.is_target.view(input.sizes())};
+  if (!reduce) loss = shaped(loss, pr.loss_shape);
+  return {loss, rowwise_grad_like_input(pr.p, input), shaped(pr.is_target, input.sizes())};
 }
 
 Tensor multilabel_margin_loss_backward(const Tensor& grad_output, const Tensor& input, const Tensor& target,

@@ -155,7 +155,7 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   }
   if (weight.defined()) {
     if (weight.scalar_type() != dtype) weight = weight.to(dtype);
-    weight = weight.reshape({C}).contiguous();
+    weight = shaped(weight, {C}).contiguous();
   }
   a.dtype = dtype;
 
@@ -313,14 +313,14 @@ at::Tensor rowwise_finish_grad(const at::Tensor& grad, const at::Tensor& like, a
 
 at::Tensor rowwise_grad_like_input(const RowwiseProblem& p, const at::Tensor& input) {
   const at::Tensor g = rowwise_finish_grad(p.grad_input, input, p.input_dtype);
-  return p.grad_input.defined() ? g.view(input.sizes()) : g;
+  return p.grad_input.defined() ? shaped(g, input.sizes()) : g;
 }
 
 at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output, at::IntArrayRef loss_shape) {
   if (p.args.reduction != Reduction::None) return rowwise_set_grad_output(p, grad_output);
   TORCH_CHECK(grad_output.sizes().equals(loss_shape), p.op, ": expected grad_output of shape ", shape_str(loss_shape),
               ", but got ", shape_str(grad_output.sizes()));
-  return rowwise_set_grad_output(p, grad_output.reshape(p.sample_shape));
+  return rowwise_set_grad_output(p, shaped(grad_output, p.sample_shape));
 }
 
 }  // namespace lossext
