@@ -11,6 +11,8 @@
 #include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/csrc/autograd/graph_task.h>
 
+#include <c10/util/SmallVector.h>
+
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -180,20 +182,21 @@ struct LossBackward : public torch::autograd::Node {
 variable_list LossBackward::apply(variable_list&& grads) {
   const size_t k = e->row.diff.size();
   // slot[i]: the next edge of differentiable argument i (absent ones have none).
-  std::vector<size_t> slot(k);
+  c10::SmallVector<size_t, 4> slot(k);
   size_t n_in = 0;
   for (size_t i = 0; i < k; ++i) slot[i] = present[i] ? n_in++ : SIZE_MAX;
   variable_list result(n_in);
   const at::Tensor g = grads[0];
   if (!g.defined()) return result;
   const bool create_graph = c10::GradMode::is_enabled();
-  std::vector<bool> want(k);
+  c10::SmallVector<bool, 4> want(k);
   for (size_t i = 0; i < k; ++i) want[i] = needs[i] && task_should_compute_output(slot[i]);
   size_t n_scaled = 0;
   for (size_t i = 0; i < k; ++i) n_scaled += scale && needs[i];
   const bool scaling = scale && !(create_graph && e->row.composite);
   // Unpack (and version-check) only what this path reads: the scaled gradients, or everything.
   variable_list vals;
+  vals.reserve(scaling ? n_scaled : saved.size());
   for (size_t j = 0; j < (scaling ? n_scaled : saved.size()); ++j) vals.push_back(saved[j].unpack());
 
   if (scaling) {
@@ -281,7 +284,8 @@ class ForwardKernel final : public c10::OperatorKernel {
       op.redispatchBoxed(ks & c10::after_autograd_keyset, stack);
       return;
     }
-    const std::vector<IValue> a(args.begin(), args.end());
+    // (Small vectors and reserved node members: each heap allocation is visible at N=64.)
+    const c10::SmallVector<IValue, 12> a(args.begin(), args.end());
     {
       at::AutoDispatchBelowADInplaceOrView guard;
       op.redispatchBoxed(ks & c10::after_autograd_keyset, stack);
@@ -294,7 +298,8 @@ class ForwardKernel final : public c10::OperatorKernel {
     // The forward wrote the gradients (a reduced loss; not for float16, see csrc/ops/host.cpp):
     // each one asked for has its input's shape (an empty (0,) tensor means "not computed").
     bool scale = a[e.red_pos].toInt() != 0;
-    std::vector<at::Tensor> diff;  // the node's inputs: defined differentiable arguments
+    c10::SmallVector<at::Tensor, 4> diff;  // the node's inputs: defined differentiable arguments
+    node->present.reserve(k);
     for (size_t i = 0; i < k; ++i) {
       const at::Tensor x = tensor_at(a[e.diff_pos[i]]);
       node->present.push_back(x.defined());
@@ -304,20 +309,22 @@ class ForwardKernel final : public c10::OperatorKernel {
       scale = scale && g.defined() && g.sizes() == x.sizes();
     }
     node->scale = scale;
-    if (scale)
-      for (size_t i = 0; i < k; ++i)
-        if (node->needs[i]) node->saved.emplace_back(out[1 + i].toTensor(), false);
     // A row with a second derivative keeps its inputs too (references: the forward held them, so
     // the peak memory is unchanged), for a backward under create_graph=True.
     node->inputs = !scale || e.row.composite != nullptr;
+    node->saved.reserve((scale ? k : 0) + (node->inputs ? e.n_args + e.n_out : 0));
+    if (scale)
+      for (size_t i = 0; i < k; ++i)
+        if (node->needs[i]) node->saved.emplace_back(out[1 + i].toTensor(), false);
     if (node->inputs) {
+      node->scalars.reserve(e.n_args);
       for (size_t i = 0; i + 1 < e.n_args; ++i) {
         if (e.is_tensor[i]) node->saved.emplace_back(tensor_at(a[i]), false);
         node->scalars.push_back(e.is_tensor[i] ? IValue() : a[i]);
       }
       for (size_t j = 1 + k; j < e.n_out; ++j) node->saved.emplace_back(out[j].toTensor(), false);
     }
-    node->set_next_edges(torch::autograd::collect_next_edges(diff));
+    node->set_next_edges(torch::autograd::collect_next_edges(at::ArrayRef<at::Tensor>(diff.data(), diff.size())));
     at::Tensor loss = out[0].toTensor();
     torch::autograd::set_history(loss, node);
   }

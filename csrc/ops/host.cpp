@@ -2,6 +2,7 @@
 #include <lossext/fresh.h>
 #include <lossext/host.h>
 
+#include <ATen/EmptyTensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/view_as_complex.h>
@@ -59,7 +60,18 @@ void check_same_device(const char* op, const at::Tensor& ref, std::initializer_l
   }
 }
 
-at::Tensor not_computed(const at::Tensor& like) { return at::empty({0}, like.options()); }
+at::Tensor not_computed(const at::Tensor& like) { return new_buffer({0}, like.options()); }
+
+at::Tensor new_buffer(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  if (opts.device().is_cpu() && opts.layout() == at::kStrided) return at::detail::empty_cpu(sizes, opts);
+  return at::empty(sizes, opts);
+}
+
+at::Tensor new_buffer_like(const at::Tensor& t, const at::TensorOptions& opts) {
+  // (A non-contiguous t: empty_like keeps its strides, which the drivers' layouts may rely on.)
+  if (t.is_contiguous() && !t.is_sparse()) return new_buffer(t.sizes(), opts);
+  return at::empty_like(t, opts);
+}
 
 std::vector<int64_t> broadcast_shape(const char* op, at::TensorList tensors, const std::vector<std::string>& names) {
   size_t nd = 0;
@@ -262,8 +274,8 @@ at::Tensor grad_buffer(const Prepared& p, int k) {
   const at::ScalarType full = (at::isFloatingType(t.scalar_type()) || cplx) ? t.scalar_type() : p.dtype;
   at::ScalarType acc = p.dtype == at::kDouble ? at::kDouble : at::kFloat;
   if (cplx) acc = c10::toComplexType(acc);
-  return fresh(same_shape(t, p.shape) ? at::empty_like(t, t.options().dtype(full))
-                                      : at::empty(p.shape, t.options().dtype(acc)));
+  return fresh(same_shape(t, p.shape) ? new_buffer_like(t, t.options().dtype(full))
+                                      : new_buffer(p.shape, t.options().dtype(acc)));
 }
 
 // Sums broadcast gradients down and restores each operand's dtype.
@@ -300,12 +312,12 @@ std::vector<at::Tensor> pointwise_forward(const PointwiseCall& call) {
   std::vector<at::Tensor> grads(call.n_grads);
   if (!reduce && call.row_sum) {
     TORCH_CHECK(!p.shape.empty(), call.op, ": row sums need at least one dimension");
-    loss = at::empty(at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1), p.in[0].options().dtype(p.dtype));
+    loss = new_buffer(at::IntArrayRef(p.shape).slice(0, p.shape.size() - 1), p.in[0].options().dtype(p.dtype));
   } else if (!reduce) {
     const auto opts = p.in[0].options().dtype(p.dtype);
-    loss = fresh(same_shape(p.in[0], p.shape) ? at::empty_like(p.in[0], opts) : at::empty(p.shape, opts));
+    loss = fresh(same_shape(p.in[0], p.shape) ? new_buffer_like(p.in[0], opts) : new_buffer(p.shape, opts));
   } else {
-    loss = at::empty({}, p.in[0].options().dtype(p.dtype));
+    loss = new_buffer({}, p.in[0].options().dtype(p.dtype));
     // A float16 gradient written here would be rounded (scaled by 1/N) before grad_output multiplies
     // it: under loss scaling it overflows or underflows where torch's does not. So with a float16
     // operand the forward writes none, and the backward computes grad_output * scale * g in float

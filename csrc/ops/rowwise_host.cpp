@@ -177,8 +177,8 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
   // Layout: every (N, C, S) operand in the rows layout (sC == 1), or the spatial one (sS == 1), or a
   // transposed (N, C) matrix (sN == 1, run spatially as (1, C, N)); otherwise made contiguous.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    p.grad_input = inplace ? input : (want_grad_input ? fresh(at::empty_like(input)) : at::Tensor());
-    p.grad_target = (prob && want_grad_target) ? fresh(at::empty_like(target)) : at::Tensor();
+    p.grad_input = inplace ? input : (want_grad_input ? fresh(new_buffer_like(input)) : at::Tensor());
+    p.grad_target = (prob && want_grad_target) ? fresh(new_buffer_like(target)) : at::Tensor();
     const at::Tensor* ops[kRowOperands] = {&input, &p.grad_input, prob ? &target : nullptr, &p.grad_target};
     Triple tr[kRowOperands] = {};
     bool mergeable = true, rows = true, spatial = a.S > 1, trans = d == 2 && a.N > 1;
@@ -242,12 +242,12 @@ RowwiseProblem rowwise_prepare(const RowwiseSpec& spec, const at::Tensor& input_
 }
 
 at::Tensor rowwise_sample_buffer(const RowwiseProblem& p, at::ScalarType dtype) {
-  return at::empty(p.sample_shape, p.input.options().dtype(dtype));
+  return new_buffer(p.sample_shape, p.input.options().dtype(dtype));
 }
 
 at::Tensor rowwise_loss_buffer(const RowwiseProblem& p) {
   if (p.args.reduction == Reduction::None) return rowwise_sample_buffer(p, p.args.dtype);
-  return at::empty({}, p.input.options().dtype(p.args.dtype));
+  return new_buffer({}, p.input.options().dtype(p.args.dtype));
 }
 
 at::Tensor rowwise_set_grad_output(RowwiseProblem& p, const at::Tensor& grad_output) {
@@ -285,7 +285,7 @@ std::vector<int64_t> saved_shape(const RowwiseProblem& p, int64_t count) {
 
 at::Tensor rowwise_saved_buffer(RowwiseProblem& p, int64_t count) {
   if (count == 0) return at::Tensor();
-  at::Tensor t = at::empty(saved_shape(p, count), p.input.options().dtype(rowwise_math_dtype(p.args.dtype)));
+  at::Tensor t = new_buffer(saved_shape(p, count), p.input.options().dtype(rowwise_math_dtype(p.args.dtype)));
   p.args.saved = t.data_ptr();
   return t;
 }
