@@ -81,6 +81,7 @@ Entry& resolved(Entry& e) {
 }
 
 at::Tensor tensor_at(const IValue& v) { return v.isTensor() ? v.toTensor() : at::Tensor(); }
+bool bit(uint32_t mask, size_t i) { return (mask >> i) & 1u; }
 
 std::string no_double_backward_msg(const Entry& e) {
   return "lossext: double backward of " + e.row.name + " is not supported (a second derivative through a "
@@ -152,7 +153,7 @@ struct LossBackward : public torch::autograd::Node {
   Entry* e = nullptr;
   bool scale = false;                 // saved[0..]: the forward's gradients, to scale
   bool inputs = false;                // then: the tensor arguments and the aux outputs
-  std::vector<bool> needs, present;   // per differentiable argument
+  uint32_t needs = 0, present = 0;    // bit i: differentiable argument i (a row has at most 32)
   std::vector<torch::autograd::SavedVariable> saved;
   std::vector<IValue> scalars;        // forward arguments (None where a tensor is)
 
@@ -184,15 +185,15 @@ variable_list LossBackward::apply(variable_list&& grads) {
   // slot[i]: the next edge of differentiable argument i (absent ones have none).
   c10::SmallVector<size_t, 4> slot(k);
   size_t n_in = 0;
-  for (size_t i = 0; i < k; ++i) slot[i] = present[i] ? n_in++ : SIZE_MAX;
+  for (size_t i = 0; i < k; ++i) slot[i] = bit(present, i) ? n_in++ : SIZE_MAX;
   variable_list result(n_in);
   const at::Tensor g = grads[0];
   if (!g.defined()) return result;
   const bool create_graph = c10::GradMode::is_enabled();
   c10::SmallVector<bool, 4> want(k);
-  for (size_t i = 0; i < k; ++i) want[i] = needs[i] && task_should_compute_output(slot[i]);
+  for (size_t i = 0; i < k; ++i) want[i] = bit(needs, i) && task_should_compute_output(slot[i]);
   size_t n_scaled = 0;
-  for (size_t i = 0; i < k; ++i) n_scaled += scale && needs[i];
+  for (size_t i = 0; i < k; ++i) n_scaled += scale && bit(needs, i);
   const bool scaling = scale && !(create_graph && e->row.composite);
   // Unpack (and version-check) only what this path reads: the scaled gradients, or everything.
   variable_list vals;
@@ -207,7 +208,7 @@ variable_list LossBackward::apply(variable_list&& grads) {
     {
       at::AutoDispatchBelowADInplaceOrView guard;
       for (size_t i = 0, j = 0; i < k; ++i) {
-        if (!needs[i]) continue;
+        if (!bit(needs, i)) continue;
         at::Tensor& G = vals[j++];
         if (!want[i]) continue;
         at::Tensor& r = result[slot[i]];
@@ -263,7 +264,7 @@ class ForwardKernel final : public c10::OperatorKernel {
     Entry& e = resolved(*e_);
     const auto args = torch::jit::last(*stack, e.n_args);
     check_no_forward_ad(e, args, e.row.name.c_str());
-    std::vector<bool> needs(e.row.diff.size(), false);
+    uint32_t needs = 0;
     bool any = false;
     if (c10::GradMode::is_enabled()) {
       // torch's error for a non-differentiable argument (class weights, index targets) that
@@ -274,10 +275,10 @@ class ForwardKernel final : public c10::OperatorKernel {
                     "' is not differentiable with respect to argument '", op.schema().arguments()[p].name(),
                     "'. This input cannot have requires_grad True.");
       }
-      for (size_t i = 0; i < needs.size(); ++i) {
+      for (size_t i = 0; i < e.row.diff.size(); ++i) {
         const at::Tensor t = tensor_at(args[e.diff_pos[i]]);
-        needs[i] = t.defined() && t.requires_grad();
-        any = any || needs[i];
+        if (t.defined() && t.requires_grad()) needs |= 1u << i;
+        any = any || bit(needs, i);
       }
     }
     if (!any) {
@@ -294,17 +295,16 @@ class ForwardKernel final : public c10::OperatorKernel {
     const size_t k = e.row.diff.size();
     auto node = make_node<LossBackward>();
     node->e = &e;
-    node->needs = std::move(needs);
+    node->needs = needs;
     // The forward wrote the gradients (a reduced loss; not for float16, see csrc/ops/host.cpp):
     // each one asked for has its input's shape (an empty (0,) tensor means "not computed").
     bool scale = a[e.red_pos].toInt() != 0;
     c10::SmallVector<at::Tensor, 4> diff;  // the node's inputs: defined differentiable arguments
-    node->present.reserve(k);
     for (size_t i = 0; i < k; ++i) {
       const at::Tensor x = tensor_at(a[e.diff_pos[i]]);
-      node->present.push_back(x.defined());
+      if (x.defined()) node->present |= 1u << i;
       if (x.defined()) diff.push_back(x);
-      if (!node->needs[i]) continue;
+      if (!bit(needs, i)) continue;
       const at::Tensor g = tensor_at(out[1 + i]);
       scale = scale && g.defined() && g.sizes() == x.sizes();
     }
@@ -315,7 +315,7 @@ class ForwardKernel final : public c10::OperatorKernel {
     node->saved.reserve((scale ? k : 0) + (node->inputs ? e.n_args + e.n_out : 0));
     if (scale)
       for (size_t i = 0; i < k; ++i)
-        if (node->needs[i]) node->saved.emplace_back(out[1 + i].toTensor(), false);
+        if (bit(needs, i)) node->saved.emplace_back(out[1 + i].toTensor(), false);
     if (node->inputs) {
       node->scalars.reserve(e.n_args);
       for (size_t i = 0; i + 1 < e.n_args; ++i) {
@@ -404,6 +404,7 @@ class BackwardKernel final : public c10::OperatorKernel {
 
 void register_row(torch::Library& m, Row row) {
   auto& all = entries();
+  TORCH_CHECK(row.diff.size() <= 32, "lossext::", row.name, ": at most 32 differentiable arguments");
   Entry& e = all.emplace_back();
   e.index = static_cast<int64_t>(all.size()) - 1;
   const std::string name = row.name;
