@@ -17,6 +17,7 @@
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
 
+#include <deque>
 #include <vector>
 
 namespace lossext {
@@ -32,8 +33,9 @@ struct Op {
   std::vector<size_t> diff;  // the differentiable arguments' positions, in grad_mask order
 };
 
-std::vector<Op>& ops() {
-  static std::vector<Op> v;
+// A deque: handles stay valid while another thread, its GIL released, runs a call through one.
+std::deque<Op>& ops() {
+  static std::deque<Op> v;
   return v;
 }
 
