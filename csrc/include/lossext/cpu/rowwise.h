@@ -236,7 +236,7 @@ struct RowDriver {
 
   // ---- spatial layout ------------------------------------------------------------------------
   // The rows (n, s0 .. s0+cnt) in the lanes; returns the sum of their losses (forward).
-  double block(int64_t n, int64_t s0, int64_t cnt, double inv) const {
+  LOSSEXT_FLATTEN double block(int64_t n, int64_t s0, int64_t cnt, double inv) const {
     const int64_t i0 = n * a.S + s0;  // in the (N, S) buffers
     const Row r = row_at(n, s0);
     const int64_t xc = a.st[kRowInput][1], yc = a.st[kRowOther][1], zc = a.st[kRowThird][1];

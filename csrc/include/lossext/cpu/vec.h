@@ -9,6 +9,14 @@
 #include <cstdint>
 #include <type_traits>
 
+// Inlines every call in the function's body (the functor's methods, torch's out-of-line
+// Vectorized math such as exp_u20): for loops that call them once a vector.
+#if defined(__GNUC__)
+#define LOSSEXT_FLATTEN __attribute__((flatten))
+#else
+#define LOSSEXT_FLATTEN
+#endif
+
 namespace lossext::CPU_CAPABILITY {
 
 using at::vec::Vectorized;
