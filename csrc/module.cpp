@@ -50,7 +50,8 @@ PyObject* op_handle(PyObject*, PyObject* args) {
   Op op{h, {}, {}};
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(diff); ++i) {
     const Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(diff, i));
-    if (p < 0) return PyErr_Occurred() ? nullptr : PyErr_Format(PyExc_ValueError, "op_handle: bad position");
+    if (p < 0 || static_cast<size_t>(p) >= h.schema().arguments().size())
+      return PyErr_Occurred() ? nullptr : PyErr_Format(PyExc_ValueError, "op_handle: bad position");
     op.diff.push_back(static_cast<size_t>(p));
   }
   for (const auto& a : h.schema().arguments()) {
@@ -142,15 +143,17 @@ PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const Op& op = ops()[h];
   if (static_cast<size_t>(nargs - 1) != op.args.size() || at::impl::torch_function_mode_enabled())
     Py_RETURN_NOTIMPLEMENTED;
+  // None for the trailing grad_mask: the default mask, filled below.
+  const bool default_mask = op.args.back() == Arg::BoolList && args[nargs - 1] == Py_None;
   torch::jit::Stack stack(op.args.size());
   for (size_t i = 0; i < op.args.size(); ++i) {
-    if (i + 1 == op.args.size() && args[nargs - 1] == Py_None) continue;  // filled below
+    if (i + 1 == op.args.size() && default_mask) continue;
     if (!convert(args[i + 1], op.args[i], stack[i])) {
       PyErr_Clear();
       Py_RETURN_NOTIMPLEMENTED;
     }
   }
-  if (args[nargs - 1] == Py_None) {
+  if (default_mask) {
     // The default grad_mask: the differentiable arguments that require grad (grad mode on).
     c10::List<bool> mask;
     const bool on = c10::GradMode::is_enabled();
