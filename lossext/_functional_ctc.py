@@ -47,8 +47,7 @@ def ctc_loss(
                         f"of ints, but got {type(input_lengths).__name__} and {type(target_lengths).__name__}")
     il = _lengths(input_lengths, "input_lengths")
     tl = _lengths(target_lengths, "target_lengths")
-    return _loss["ctc_loss"](log_probs, targets, il, tl, int(blank), r, bool(zero_infinity),
-                             None)
+    return _loss["ctc_loss"](log_probs, targets, il, tl, int(blank), r, bool(zero_infinity), None)
 
 
 __all__: List[str] = ["ctc_loss"]

@@ -65,8 +65,7 @@ def sigmoid_focal_loss(
     if not targets.is_floating_point():
         return _loss["sigmoid_focal_loss_index"](inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
                                                  int(ignore_index), None)
-    return _loss["sigmoid_focal_loss"](inputs, targets, weight, normalizer, float(alpha), float(gamma), r,
-                                       None)
+    return _loss["sigmoid_focal_loss"](inputs, targets, weight, normalizer, float(alpha), float(gamma), r, None)
 
 
 def focal_loss(
@@ -98,8 +97,7 @@ def focal_loss(
         raise RuntimeError("The function 'focal_loss' is not differentiable with respect to argument 'alpha'. "
                            "This input cannot have requires_grad True.")
     if label_smoothing > 0 and gamma == 0 and alpha is None:  # exactly cross_entropy's (one sweep fewer)
-        return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing),
-                                      None)
+        return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing), None)
     if target.is_floating_point():
         raise NotImplementedError("focal_loss: probability targets are not supported; pass class indices")
     a_t = alpha if isinstance(alpha, Tensor) else None

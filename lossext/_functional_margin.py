@@ -29,8 +29,7 @@ def margin_ranking_loss(
         raise RuntimeError(
             f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
             f"input1: {input1.size()}, input2: {input2.size()}, target: {target.size()} ")
-    return _loss["margin_ranking_loss"](input1, input2, target, float(margin), r,
-                                        None)
+    return _loss["margin_ranking_loss"](input1, input2, target, float(margin), r, None)
 
 
 def hinge_embedding_loss(
@@ -156,8 +155,7 @@ def triplet_margin_with_distance_loss(
     dist_neg = distance_function(anchor, negative)
     dist_swap = distance_function(positive, negative) if swap else None
     r = reduction_enum(reduction)
-    return _loss["triplet_margin_with_distance_loss"](dist_pos, dist_neg, dist_swap, float(margin), r,
-                                                      None)
+    return _loss["triplet_margin_with_distance_loss"](dist_pos, dist_neg, dist_swap, float(margin), r, None)
 
 
 def _native_pairwise(fn):

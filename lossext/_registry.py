@@ -241,10 +241,7 @@ def _register_autocast(spec: LossSpec) -> None:
 
 
 def call_all(name: str, *args):
-    """Every output of lossext::<name>(*args) (the loss first), with autograd."""
-    if args[-1] is None:
-        op = getattr(_ops, name).default
-        args = (*args[:-1], grad_mask(*(a for a, s in zip(args, op._schema.arguments) if s.name in SPECS[name].diff)))
+    """Every output of lossext::<name>(*args) (the loss first), with autograd; grad_mask explicit."""
     return getattr(_ops, name).default(*args)
 
 

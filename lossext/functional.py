@@ -90,8 +90,7 @@ def gaussian_nll_loss(
     else:  # torch fails in torch.any(var < 0) the same way
         raise TypeError(f"gaussian_nll_loss(): var must be a Tensor or a float, but got {type(var).__name__}")
     r = reduction_enum(reduction, invalid=NOT_VALID)
-    return _loss["gaussian_nll_loss"](input, target, var_tensor, var_value, full, eps, r,
-                                      None)
+    return _loss["gaussian_nll_loss"](input, target, var_tensor, var_value, full, eps, r, None)
 
 
 _KL_MEAN_WARNING = (
@@ -284,8 +283,7 @@ def cross_entropy(
     check_weight_not_differentiable("cross_entropy", weight)
     if inplace_backward and _inplace_usable(input, target, weight):
         return _CrossEntropyInplace.apply(input, target, weight, r, ignore_index, float(label_smoothing))
-    return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing),
-                                  None)
+    return _loss["cross_entropy"](input, target, weight, r, ignore_index, float(label_smoothing), None)
 
 
 def nll_loss(
