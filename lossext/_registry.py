@@ -173,7 +173,7 @@ def _make_fake_backward(spec, op):
 def _make_call(spec, op):
     """The functionals' entry point for an op: call(*args) -> the loss (the op's first output). The
     op itself runs (its autograd is the C++ kernel at the Autograd key): in eager mode through
-    lossext._C.call (csrc/module.cpp: ~2 us less than OpOverload's generic Python path at N=64),
+    lossext._C.call (csrc/module.cpp: 3-5 us less than OpOverload's generic Python path at N=64),
     under torch.compile through the overload (what dynamo traces). A grad_mask of None means
     "the gradients of the differentiable arguments that require grad", computed by _C.call in C++
     (the functionals' common case; grad_mask() here on the other paths)."""
