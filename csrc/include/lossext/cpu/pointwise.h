@@ -296,7 +296,7 @@ struct PointwiseLoop {
   template <bool FULL>
   static V keep(const V& v, int64_t cnt) {  // v with the lanes past cnt zeroed
     if constexpr (FULL) return v;
-    else return V::set(V(0), v, cnt);
+    else return vfirst(V(0), v, cnt);
   }
 
   template <bool FULL>

@@ -149,8 +149,8 @@ struct RowDriver {
     };
     int64_t j = j0;
     if (r.g && j1 - j0 >= 4 * L) {
-      const auto mis = reinterpret_cast<uintptr_t>(r.g + j0) % (sizeof(T) * L);
-      if (mis % sizeof(T) == 0 && mis != 0) {
+      const auto mis = reinterpret_cast<uintptr_t>(r.g + j0) % (sizeof(T) * L);  // a multiple of sizeof(T)
+      if (mis != 0) {
         const int64_t head = L - static_cast<int64_t>(mis / sizeof(T));
         step(j, head);
         j += head;
